@@ -1,0 +1,103 @@
+"""``splade-es node``: a local Elasticsearch/OpenSearch node for development, without Docker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from splade_es.cli.options import cache_dir_option, state_file
+from splade_es.engines import ENGINES, NodeConfig, node_status, start_node, stop_node
+
+
+@click.group()
+def node() -> None:
+    """Start, inspect and stop local nodes (downloaded once into the cache via mvn)."""
+
+
+@node.command()
+@click.option("--engine", type=click.Choice(ENGINES), default="elasticsearch", show_default=True)
+@click.option("--version", "version", help="Engine version (default: the tested one).")
+@click.option("--port", type=int, help="HTTP port (default: a free one).")
+@click.option("--heap", default="1g", show_default=True, help="JVM heap, e.g. 512m or 2g.")
+@click.option(
+    "--java-home",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="JDK to use (default: ES_JAVA_HOME/OPENSEARCH_JAVA_HOME, JAVA_HOME, then installed JDKs).",
+)
+@click.option(
+    "--home",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run this engine installation instead of downloading the test distribution.",
+)
+@click.option(
+    "--run-as",
+    default="nobody",
+    show_default=True,
+    help="User to run the node as when started by root (the engines refuse root).",
+)
+@cache_dir_option
+def start(
+    engine: str,
+    version: str | None,
+    port: int | None,
+    heap: str,
+    java_home: Path | None,
+    home: Path | None,
+    run_as: str,
+    cache_dir: Path,
+) -> None:
+    """Start a node in the background; the last line printed is its URL."""
+    config = NodeConfig(
+        engine=engine,  # type: ignore[arg-type]
+        state_file=state_file(cache_dir, engine),
+        cache_dir=cache_dir,
+        version=version,
+        http_port=port,
+        heap=heap,
+        java_home=java_home,
+        home=home,
+        run_as=run_as,
+    )
+    info = start_node(config, os.environ)
+    click.echo(
+        f"{info.engine} {info.version} running (pid {info.pid}, Java {info.java_feature}, "
+        f"up in {info.start_seconds:.1f}s, log {info.log_file})"
+    )
+    click.echo(info.url)
+
+
+@node.command()
+@click.option("--engine", type=click.Choice(ENGINES), help="Only this engine (default: all).")
+@cache_dir_option
+def status(engine: str | None, cache_dir: Path) -> None:
+    """Show local nodes; exit code 3 when the asked-for node is not running."""
+    running = 0
+    for name in [engine] if engine else list(ENGINES):
+        info, health = node_status(state_file(cache_dir, name))
+        if info is None:
+            click.echo(f"{name}: not started")
+        elif health is None:
+            click.echo(
+                f"{name}: not answering (pid {info.pid}, was {info.url}, log {info.log_file})"
+            )
+        else:
+            running += 1
+            click.echo(
+                f"{name} {info.version}: {health.get('status')} at {info.url} (pid {info.pid})"
+            )
+    if engine and running == 0:
+        raise click.exceptions.Exit(3)
+
+
+@node.command()
+@click.option("--engine", type=click.Choice(ENGINES), default="elasticsearch", show_default=True)
+@cache_dir_option
+def stop(engine: str, cache_dir: Path) -> None:
+    """Stop the node and delete its data folder."""
+    info = stop_node(state_file(cache_dir, engine))
+    if info is None:
+        click.echo(f"{engine}: no node was started")
+    else:
+        click.echo(f"{engine} {info.version} at {info.url} stopped")

@@ -1,0 +1,122 @@
+"""Unpack and assemble an engine distribution in the cache, once, safely.
+
+Layout under the cache directory (``~/.cache/splade-es`` by default)::
+
+    maven/                      local Maven repository: verified zips and jars
+    dist/<engine>-<version>/    the assembled, read-only node home
+    dist/.lock                  serialises concurrent installs
+
+An install is unpacked into a temporary sibling folder and renamed into place only when it
+is complete, so an interrupted or concurrent ``start`` never leaves a half-made home behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from splade_es.engines import maven
+from splade_es.engines.spec import EngineSpec, plugin_descriptor
+
+logger = logging.getLogger(__name__)
+
+COMPLETE_MARKER = ".splade-es-complete.json"
+
+
+class InstallError(RuntimeError):
+    """The distribution could not be unpacked or is not a usable engine home."""
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def installed_home(spec: EngineSpec, cache_dir: Path) -> Path | None:
+    """The assembled home for ``spec`` if a complete one is in the cache."""
+    home = cache_dir / "dist" / spec.key
+    marker = home / COMPLETE_MARKER
+    if not marker.is_file():
+        return None
+    recorded = json.loads(marker.read_text())
+    if recorded.get("artifacts") != [a.coordinates for a in spec.artifacts]:
+        return None
+    return home
+
+
+def install(spec: EngineSpec, cache_dir: Path) -> Path:
+    """Fetch (if needed), verify, unpack and assemble ``spec``; return the node home.
+
+    Safe to call from several processes at once: one installs, the others wait and reuse it.
+    """
+    home = installed_home(spec, cache_dir)
+    if home is not None:
+        return home
+    with locked(cache_dir / "dist" / ".lock"):
+        home = installed_home(spec, cache_dir)
+        if home is not None:
+            return home
+        files = maven.fetch(spec.artifacts, cache_dir / "maven")
+        target = cache_dir / "dist" / spec.key
+        staging = Path(tempfile.mkdtemp(prefix=f".{spec.key}-", dir=target.parent))
+        try:
+            root = _unzip_single_root(files[spec.distribution], staging)
+            for module in spec.modules:
+                folder = root / "modules" / module.name
+                folder.mkdir(parents=True, exist_ok=True)
+                for jar in module.jars:
+                    shutil.copy2(files[jar], folder / jar.file_name)
+                (folder / "plugin-descriptor.properties").write_text(
+                    plugin_descriptor(spec, module)
+                )
+                if module.security_policy:
+                    (folder / "plugin-security.policy").write_text(module.security_policy)
+            launcher = root / "bin" / spec.launcher
+            if not launcher.is_file():
+                raise InstallError(
+                    f"{files[spec.distribution]} has no bin/{spec.launcher}: it is not an "
+                    f"{spec.engine} distribution. Delete {cache_dir / 'maven'} and retry."
+                )
+            (root / COMPLETE_MARKER).write_text(
+                json.dumps({"artifacts": [a.coordinates for a in spec.artifacts]})
+            )
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(root, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info("Installed %s %s into %s", spec.engine, spec.version, target)
+        return target
+
+
+def _unzip_single_root(archive: Path, into: Path) -> Path:
+    """Unpack ``archive`` (one top folder) into ``into`` keeping Unix modes; return the top."""
+    with zipfile.ZipFile(archive) as zipped:
+        tops = {name.split("/", 1)[0] for name in zipped.namelist() if name.strip("/")}
+        if len(tops) != 1:
+            raise InstallError(f"{archive} should hold one top folder, found {sorted(tops)[:5]}.")
+        for info in zipped.infolist():
+            resolved = (into / info.filename).resolve()
+            if not resolved.is_relative_to(into.resolve()):
+                raise InstallError(f"{archive} has an entry outside its folder: {info.filename}")
+            zipped.extract(info, into)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                os.chmod(resolved, mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    return into / tops.pop()

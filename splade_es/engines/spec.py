@@ -1,0 +1,294 @@
+"""What a local search-engine node is made of: Maven artifacts, modules, JDK range, settings.
+
+Pure data and pure builders; nothing here touches the network, the disk or a process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Engine = Literal["elasticsearch", "opensearch"]
+ENGINES: tuple[Engine, ...] = ("elasticsearch", "opensearch")
+
+
+@dataclass(frozen=True)
+class MavenArtifact:
+    """One file on a Maven repository, with the checksum algorithm it is verified by.
+
+    Attributes:
+        group: Maven group id, e.g. ``org.opensearch.plugin``.
+        artifact: Maven artifact id.
+        version: exact version (no ranges, so the cache is reproducible).
+        packaging: file type, ``jar`` or ``zip``.
+        checksum: the algorithm of the companion checksum file that must match: ``sha512``
+            where the publisher uploads one, else ``sha1``.
+        pinned: a hex digest (of ``checksum``'s algorithm) recorded in this package, for
+            artifacts whose repository publishes no checksum file at all; it replaces the
+            companion file.
+    """
+
+    group: str
+    artifact: str
+    version: str
+    packaging: str = "jar"
+    checksum: Literal["sha1", "sha512"] = "sha1"
+    pinned: str | None = None
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.group}:{self.artifact}:{self.version}:{self.packaging}"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.artifact}-{self.version}.{self.packaging}"
+
+    @property
+    def repository_path(self) -> str:
+        """Path of the file inside a Maven repository layout."""
+        return "/".join([*self.group.split("."), self.artifact, self.version, self.file_name])
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A module the test distribution lacks, assembled from published jars.
+
+    Attributes:
+        name: folder name under ``modules/`` and the plugin name.
+        classname: the plugin class inside the main jar.
+        description: plugin description for the descriptor file.
+        jars: every jar the module needs on its class path.
+        security_policy: ``plugin-security.policy`` text, or empty for none.
+    """
+
+    name: str
+    classname: str
+    description: str
+    jars: tuple[MavenArtifact, ...]
+    security_policy: str = ""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything needed to obtain and run one engine version.
+
+    Attributes:
+        engine: ``elasticsearch`` or ``opensearch``.
+        version: the engine version.
+        distribution: the integ-test-zip artifact.
+        modules: modules to add to the distribution.
+        java_min: lowest JDK feature release the version runs on.
+        java_max: highest JDK feature release it runs on (``None``: no known upper bound).
+        java_home_env: the engine's own JDK variable, honoured before ``JAVA_HOME``.
+        conf_env / tmp_env / java_opts_env: environment variable names of the engine scripts.
+        launcher: script under ``bin/`` that starts the node.
+        settings: fixed node settings (the launcher adds ports and paths).
+    """
+
+    engine: Engine
+    version: str
+    distribution: MavenArtifact
+    modules: tuple[ModuleSpec, ...]
+    java_min: int
+    java_max: int | None
+    java_home_env: str
+    conf_env: str
+    tmp_env: str
+    java_opts_env: str
+    launcher: str
+    settings: tuple[tuple[str, str], ...]
+
+    @property
+    def artifacts(self) -> tuple[MavenArtifact, ...]:
+        """Every Maven file the node needs, distribution first, without repeats."""
+        seen: dict[str, MavenArtifact] = {self.distribution.coordinates: self.distribution}
+        for module in self.modules:
+            for jar in module.jars:
+                seen.setdefault(jar.coordinates, jar)
+        return tuple(seen.values())
+
+    @property
+    def key(self) -> str:
+        return f"{self.engine}-{self.version}"
+
+
+_COMMON_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("discovery.type", "single-node"),
+    ("network.host", "127.0.0.1"),
+    # A node on a nearly full disk must not turn indices read-only under a test run.
+    ("cluster.routing.allocation.disk.threshold_enabled", "false"),
+)
+
+ELASTICSEARCH_VERSION = "9.5.4"
+OPENSEARCH_VERSION = "2.19.6"
+
+# Maven Central holds no .sha1/.sha512 (nor .md5) for the Elasticsearch 9.x integ-test-zips
+# (checked for every 9.x there on 2026-11-26; 8.x ones have a .sha1). Their SHA-512 is
+# pinned here instead, as measured from two independent downloads that agreed.
+_PINNED_ES_SHA512 = {
+    "9.5.4": "a75df614854ace52dd0bce977662b3792873ac077ec0af9026cd0b2a0eb119e44"
+    "9910f8eb8ed577d1a83c51c6ee6af71bf5004c3cf5b418c979186de8b5dd9e6",
+}
+
+
+def elasticsearch_spec(version: str = ELASTICSEARCH_VERSION) -> EngineSpec:
+    """Elasticsearch from its integ-test-zip (server, x-pack core and security, netty).
+
+    The integ-test-zip has no ``mapper-extras`` module, so it lacks ``rank_features``; it has
+    ``sparse_vector``, ``binary`` and ``dense_vector``.
+    """
+    major = _major(version, "Elasticsearch")
+    if major < 8:
+        raise ValueError(
+            f"Elasticsearch {version} is not supported by the local launcher: use 8.x or 9.x "
+            f"(e.g. --version {ELASTICSEARCH_VERSION})."
+        )
+    pinned = _PINNED_ES_SHA512.get(version)
+    if major >= 9 and pinned is None:
+        raise ValueError(
+            f"Elasticsearch {version}: Maven Central publishes no checksum for 9.x test "
+            f"distributions, and this package pins one only for {', '.join(_PINNED_ES_SHA512)}. "
+            f"Use --version {ELASTICSEARCH_VERSION} (or an 8.x version, whose .sha1 is "
+            "published), or pass --home with an installation you verified yourself."
+        )
+    return EngineSpec(
+        engine="elasticsearch",
+        version=version,
+        distribution=MavenArtifact(
+            "org.elasticsearch.distribution.integ-test-zip",
+            "elasticsearch",
+            version,
+            packaging="zip",
+            checksum="sha512" if pinned else "sha1",
+            pinned=pinned,
+        ),
+        modules=(),
+        java_min=21 if major >= 9 else 17,
+        java_max=None,
+        java_home_env="ES_JAVA_HOME",
+        conf_env="ES_PATH_CONF",
+        tmp_env="ES_TMPDIR",
+        java_opts_env="ES_JAVA_OPTS",
+        launcher="elasticsearch",
+        settings=(*_COMMON_SETTINGS, ("xpack.security.enabled", "false")),
+    )
+
+
+_PAINLESS_POLICY = """grant {
+  // Painless compiles scripts into classes at run time.
+  permission java.lang.RuntimePermission "createClassLoader";
+  permission java.lang.RuntimePermission "getClassLoader";
+};
+"""
+
+
+def opensearch_spec(version: str = OPENSEARCH_VERSION) -> EngineSpec:
+    """OpenSearch from its integ-test-zip plus ``mapper-extras`` and ``lang-painless``.
+
+    The integ-test-zip carries only the netty transport; ``rank_features`` and the
+    ``rank_feature`` query live in ``mapper-extras``, which OpenSearch publishes as
+    ``mapper-extras-client``; Painless comes with its SPI, ANTLR and ASM jars.
+    """
+    major = _major(version, "OpenSearch")
+    if major != 2:
+        raise ValueError(
+            f"OpenSearch {version} is not supported by the local launcher: use 2.x "
+            "(e.g. --version 2.19.6), or start your own node and pass its URL."
+        )
+
+    def os_jar(group: str, artifact: str) -> MavenArtifact:
+        return MavenArtifact(group, artifact, version, checksum="sha512")
+
+    asm = tuple(
+        MavenArtifact("org.ow2.asm", name, "9.7")
+        for name in ("asm", "asm-analysis", "asm-commons", "asm-tree", "asm-util")
+    )
+    return EngineSpec(
+        engine="opensearch",
+        version=version,
+        distribution=MavenArtifact(
+            "org.opensearch.distribution.integ-test-zip",
+            "opensearch",
+            version,
+            packaging="zip",
+            checksum="sha512",
+        ),
+        modules=(
+            ModuleSpec(
+                name="mapper-extras",
+                classname="org.opensearch.index.mapper.MapperExtrasPlugin",
+                description="Adds advanced field mappers (rank_features, rank_feature query)",
+                jars=(os_jar("org.opensearch.plugin", "mapper-extras-client"),),
+            ),
+            ModuleSpec(
+                name="lang-painless",
+                classname="org.opensearch.painless.PainlessPlugin",
+                description="An easy, safe and fast scripting language for OpenSearch",
+                jars=(
+                    os_jar("org.opensearch.plugin", "lang-painless"),
+                    os_jar("org.opensearch.plugin", "opensearch-scripting-painless-spi"),
+                    MavenArtifact("org.antlr", "antlr4-runtime", "4.13.1"),
+                    *asm,
+                ),
+                security_policy=_PAINLESS_POLICY,
+            ),
+        ),
+        # 2.x relies on the Java security manager, which JDK 24 removed.
+        java_min=11,
+        java_max=23,
+        java_home_env="OPENSEARCH_JAVA_HOME",
+        conf_env="OPENSEARCH_PATH_CONF",
+        tmp_env="OPENSEARCH_TMPDIR",
+        java_opts_env="OPENSEARCH_JAVA_OPTS",
+        launcher="opensearch",
+        settings=_COMMON_SETTINGS,
+    )
+
+
+def engine_spec(engine: str, version: str | None = None) -> EngineSpec:
+    """The spec for ``engine`` at ``version`` (the tested default when ``None``)."""
+    if engine == "elasticsearch":
+        return elasticsearch_spec(version or ELASTICSEARCH_VERSION)
+    if engine == "opensearch":
+        return opensearch_spec(version or OPENSEARCH_VERSION)
+    raise ValueError(f"Unknown engine {engine!r}: expected one of {', '.join(ENGINES)}.")
+
+
+def plugin_descriptor(spec: EngineSpec, module: ModuleSpec) -> str:
+    """The ``plugin-descriptor.properties`` text for an assembled module."""
+    version_key = (
+        "elasticsearch.version" if spec.engine == "elasticsearch" else ("opensearch.version")
+    )
+    lines = [
+        f"description={module.description}",
+        f"version={spec.version}",
+        f"name={module.name}",
+        f"classname={module.classname}",
+        "java.version=11",
+        f"{version_key}={spec.version}",
+        "custom.foldername=",
+        "extended.plugins=",
+        "has.native.controller=false",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def node_settings(
+    spec: EngineSpec, *, http_port: int, transport_port: int, data: str, logs: str
+) -> list[str]:
+    """Command-line ``-Ekey=value`` arguments for a single loopback node."""
+    pairs = [
+        *spec.settings,
+        ("http.port", str(http_port)),
+        ("transport.port", str(transport_port)),
+        ("path.data", data),
+        ("path.logs", logs),
+    ]
+    return [f"-E{key}={value}" for key, value in pairs]
+
+
+def _major(version: str, name: str) -> int:
+    head = version.split(".", 1)[0]
+    if not head.isdigit():
+        raise ValueError(f"{name} version {version!r} is not of the form MAJOR.MINOR.PATCH.")
+    return int(head)
