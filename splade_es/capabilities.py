@@ -12,7 +12,7 @@ import base64
 import logging
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -44,17 +44,19 @@ class Capabilities:
         binary_doc_values: ``binary`` field with ``doc_values`` returned by
             ``docvalue_fields``.
         dense_vector: ``dense_vector`` field accepted and stored.
+
+    A flag is ``None`` when its check was not run.
     """
 
     engine: str
     version: str
-    rank_features: bool
-    rank_features_term: bool
-    sparse_vector: bool
-    sparse_vector_query: bool
-    binary: bool
-    binary_doc_values: bool
-    dense_vector: bool
+    rank_features: bool | None = None
+    rank_features_term: bool | None = None
+    sparse_vector: bool | None = None
+    sparse_vector_query: bool | None = None
+    binary: bool | None = None
+    binary_doc_values: bool | None = None
+    dense_vector: bool | None = None
 
 
 COLUMNS: Mapping[str, str] = {
@@ -81,7 +83,10 @@ def markdown_table(rows: list[Capabilities]) -> str:
         cells = []
         for name in names:
             value = getattr(row, name)
-            cells.append(("yes" if value else "no") if isinstance(value, bool) else str(value))
+            if value is None:
+                cells.append("-")
+            else:
+                cells.append(("yes" if value else "no") if isinstance(value, bool) else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -173,15 +178,30 @@ _FLAGS = {
 }
 
 
-def probe(cluster: Cluster, index_prefix: str = "splade-es-probe") -> Capabilities:
-    """Run every check against ``cluster`` and return what passed.
+def probe(
+    cluster: Cluster,
+    index_prefix: str = "splade-es-probe",
+    checks: Sequence[str] | None = None,
+) -> Capabilities:
+    """Run the checks (all by default) against ``cluster`` and return what passed.
+
+    Args:
+        cluster: the cluster to probe.
+        index_prefix: prefix of the throw-away indices.
+        checks: a subset of ``rank_features``, ``sparse_vector``, ``binary``,
+            ``binary_doc_values``, ``dense_vector``.
 
     Creates and deletes indices named ``<index_prefix>-<random>-<check>``; nothing else in
     the cluster is touched.
     """
+    unknown = set(checks or ()) - set(_CHECKS)
+    if unknown:
+        raise ValueError(f"Unknown checks {sorted(unknown)}: expected some of {list(_CHECKS)}.")
     run = uuid.uuid4().hex[:8]
     flags: dict[str, bool] = {}
     for name, check in _CHECKS.items():
+        if checks is not None and name not in checks:
+            continue
         index = f"{index_prefix}-{run}-{name.replace('_', '-')}"
         try:
             flags.update(check(cluster, index))

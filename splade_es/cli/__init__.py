@@ -10,7 +10,10 @@ import click
 from splade_es import __version__
 from splade_es.cli.capabilities import capabilities
 from splade_es.cli.errors import USER_ERRORS
+from splade_es.cli.evaluating import eval_command
+from splade_es.cli.indexing import index_command
 from splade_es.cli.node import node
+from splade_es.cli.searching import explain, search
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +31,10 @@ def cli(verbose: int) -> None:
 
 cli.add_command(node)
 cli.add_command(capabilities)
+cli.add_command(index_command)
+cli.add_command(search)
+cli.add_command(explain)
+cli.add_command(eval_command)
 
 
 def main() -> None:

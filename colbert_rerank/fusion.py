@@ -1,0 +1,75 @@
+"""Score fusion of two rankings: replace, weighted sum of normalised scores, RRF. Pure.
+
+Used to combine a first stage with a reranker, or BM25 with SPLADE (hybrid search).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+FusionMethod = Literal["replace", "weighted", "rrf"]
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How to combine two scores per document.
+
+    Attributes:
+        method: ``replace`` (second score only), ``weighted`` (``(1-w)*a + w*b`` of min-max
+            normalised scores), or ``rrf`` (reciprocal rank fusion, ``1/(k+rank)`` summed).
+        weight: ``w`` of the second ranking for ``weighted``, in [0, 1].
+        rrf_k: the ``k`` constant of RRF (60 in the original paper).
+    """
+
+    method: FusionMethod = "replace"
+    weight: float = 0.5
+    rrf_k: int = 60
+
+    def __post_init__(self) -> None:
+        if self.method not in ("replace", "weighted", "rrf"):
+            raise ValueError(f"fusion={self.method!r}: expected replace, weighted or rrf.")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"fusion weight={self.weight!r}: expected a number in [0, 1].")
+        if self.rrf_k < 1:
+            raise ValueError(f"rrf_k={self.rrf_k!r}: expected a positive integer.")
+
+
+def min_max(scores: Mapping[str, float]) -> dict[str, float]:
+    """Scores scaled to [0, 1] (all 1.0 when they are equal)."""
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    if high == low:
+        return dict.fromkeys(scores, 1.0)
+    return {key: (value - low) / (high - low) for key, value in scores.items()}
+
+
+def ranks(scores: Mapping[str, float]) -> dict[str, int]:
+    """1-based ranks by descending score (ties keep insertion order)."""
+    ordered = sorted(scores, key=lambda key: -scores[key])
+    return {key: rank for rank, key in enumerate(ordered, start=1)}
+
+
+def fuse(
+    first: Mapping[str, float], second: Mapping[str, float], fusion: Fusion
+) -> dict[str, float]:
+    """Combined score of every document in either ranking.
+
+    A document missing from one ranking gets 0 from it (normalised score or RRF term).
+    """
+    if fusion.method == "replace":
+        return dict(second)
+    if fusion.method == "weighted":
+        a, b = min_max(first), min_max(second)
+        return {
+            key: (1 - fusion.weight) * a.get(key, 0.0) + fusion.weight * b.get(key, 0.0)
+            for key in {**first, **second}
+        }
+    ra, rb = ranks(first), ranks(second)
+    return {
+        key: (1 / (fusion.rrf_k + ra[key]) if key in ra else 0.0)
+        + (1 / (fusion.rrf_k + rb[key]) if key in rb else 0.0)
+        for key in {**first, **second}
+    }

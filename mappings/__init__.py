@@ -1,0 +1,1 @@
+"""Index mapping templates (JSON), installed as ``splade_es.mappings``."""

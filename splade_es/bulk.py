@@ -1,0 +1,599 @@
+"""The bulk pipeline: documents -> encoded fields -> bulk requests -> report.
+
+The only module that writes documents to the cluster.
+
+* Encoding runs in a background thread, a few batches ahead of the writer (a bounded
+  queue), so the cluster never waits for the model and the model never waits for the cluster.
+* Chunks are cut by document count and by bytes. Each chunk is sent with the engine's
+  ``helpers.streaming_bulk``; transient failures (429, 502/503/504, connection errors,
+  timeouts, index blocks) are retried with exponential backoff and jitter (tenacity), and a
+  retry re-sends only the documents that failed. ``_id`` is the document id, so a retry or a
+  re-run overwrites instead of duplicating.
+* Every document that does not land is reported with id, status and reason, in the report
+  and in a dead-letter JSONL file, and the run raises :class:`BulkFailedError` at the end
+  unless the caller opts out.
+* A checkpoint file records the documents the cluster acknowledged; a re-run with the same
+  checkpoint skips them without encoding them again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import tenacity
+
+from splade_es.cluster import Cluster, ClusterUnavailableError, redact_url
+from splade_es.corpus import Document, Rejected
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class DocumentEncoder(Protocol):
+    """Turns documents into the fields one representation stores (SPLADE terms, embeddings)."""
+
+    def encode(self, documents: Sequence[Document]) -> FieldBatch: ...
+
+
+@dataclass(frozen=True)
+class FieldBatch:
+    """Fields for each document of a batch, plus counters for the report.
+
+    Attributes:
+        fields: one ``{field: value}`` per document, in order.
+        counters: additive counts (e.g. ``truncated``, ``terms``) summed into the report.
+    """
+
+    fields: list[dict[str, Any]]
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BulkConfig:
+    """How to write.
+
+    Attributes:
+        index: target index (or alias with one write index).
+        chunk_docs / chunk_bytes: a bulk request holds at most this many documents / bytes.
+        encode_batch: documents encoded together.
+        queue_batches: encoded batches buffered ahead of the writer (bounds memory).
+        max_attempts: tries per chunk, the first included, before giving up on transient errors.
+        initial_backoff_s / max_backoff_s: exponential backoff with jitter between tries.
+        dead_letter: JSONL file for documents that were not indexed (replaced at start,
+            created only when a document fails).
+        checkpoint: file of acknowledged documents; a re-run skips them. Tie it to the
+            index (e.g. name it after the index UUID) so that a re-created index is filled
+            again.
+        raise_on_failure: raise :class:`BulkFailedError` at the end if any document failed.
+        refresh: refresh the index at the end so the documents are searchable.
+        progress: show a progress bar on stderr.
+    """
+
+    index: str
+    chunk_docs: int = 500
+    chunk_bytes: int = 8 * 1024 * 1024
+    encode_batch: int = 64
+    queue_batches: int = 4
+    max_attempts: int = 8
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    dead_letter: Path | None = None
+    checkpoint: Path | None = None
+    raise_on_failure: bool = True
+    refresh: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_docs", "chunk_bytes", "encode_batch", "queue_batches", "max_attempts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+        if self.initial_backoff_s < 0 or self.max_backoff_s < self.initial_backoff_s:
+            raise ValueError(
+                f"backoff {self.initial_backoff_s}..{self.max_backoff_s}s: expected "
+                "0 <= initial <= max."
+            )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A document that was not indexed."""
+
+    id: str
+    stage: str  # input, encode or index
+    status: int | None
+    error_type: str
+    reason: str
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What a run did.
+
+    Attributes:
+        indexed: documents acknowledged by the cluster in this run.
+        skipped: documents skipped because the checkpoint showed them already indexed.
+        failures: documents not indexed, with reasons (also in the dead-letter file).
+        counters: summed encoder counters (``terms``, ``truncated``, ``pruned_terms``...).
+        encoded: documents encoded in this run.
+        seconds: wall time.
+        bulk_requests: bulk calls made, retries included.
+        retried_documents: document sends beyond the first (retries of failed items).
+    """
+
+    index: str
+    indexed: int
+    skipped: int
+    failures: list[Failure]
+    counters: dict[str, int]
+    encoded: int
+    seconds: float
+    bulk_requests: int
+    retried_documents: int
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+
+class BulkFailedError(RuntimeError):
+    """Some documents were not indexed; ``report`` lists them."""
+
+    def __init__(self, report: IndexReport, dead_letter: Path | None) -> None:
+        where = f" (details in {dead_letter})" if dead_letter else ""
+        sample = "; ".join(f"{f.id}: {f.reason}" for f in report.failures[:3])
+        super().__init__(
+            f"{report.failed} document(s) were not indexed into {report.index}{where}: {sample}"
+        )
+        self.report = report
+
+
+class _Transient(Exception):
+    """A chunk (or some of its documents) should be tried again."""
+
+
+def read_checkpoint(path: Path | None) -> set[tuple[str, str]]:
+    """(id, digest) pairs acknowledged by earlier runs."""
+    if path is None or not path.exists():
+        return set()
+    done = set()
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            doc_id, _, digest = line.rstrip("\n").rpartition("\t")
+            if doc_id:
+                done.add((json.loads(doc_id), digest))
+    return done
+
+
+def index_documents(
+    cluster: Cluster,
+    documents: Iterable[Document | Rejected],
+    encoders: Sequence[DocumentEncoder],
+    config: BulkConfig,
+    *,
+    total: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> IndexReport:
+    """Encode and index ``documents``; return the report (raise on failures unless opted out).
+
+    Args:
+        cluster: where to write.
+        documents: validated documents and rejected inputs, streamed.
+        encoders: representations to compute per document (their fields are merged).
+        config: chunking, retries, files.
+        total: number of inputs, for the progress bar (optional).
+        sleep: how to wait between retries (tests pass a no-op).
+
+    Raises:
+        BulkFailedError: documents failed and ``config.raise_on_failure`` is set.
+        ClusterUnavailableError: the cluster stopped answering for ``max_attempts`` tries;
+            the checkpoint lets a re-run continue.
+    """
+    writer = _Writer(cluster, config, sleep)
+    started = time.perf_counter()
+    producer = _Producer(documents, encoders, config, read_checkpoint(config.checkpoint))
+    producer.start()
+    try:
+        with _progress(config.progress, total) as bar:
+            for item in producer.results():
+                if isinstance(item, Failure):
+                    writer.fail(item)
+                else:
+                    writer.add(item)
+                bar.n = producer.consumed
+                bar.set_postfix(indexed=writer.indexed, failed=len(writer.failures), refresh=False)
+                bar.refresh()
+            writer.flush()
+            bar.n = producer.consumed
+            bar.refresh()
+    finally:
+        producer.stop()
+        writer.close()
+    if config.refresh:
+        cluster.request("POST", f"/{config.index}/_refresh")
+    report = IndexReport(
+        index=config.index,
+        indexed=writer.indexed,
+        skipped=producer.skipped,
+        failures=writer.failures,
+        counters=dict(producer.counters),
+        encoded=producer.encoded,
+        seconds=time.perf_counter() - started,
+        bulk_requests=writer.requests,
+        retried_documents=writer.retried,
+    )
+    if report.failures and config.raise_on_failure:
+        raise BulkFailedError(report, config.dead_letter)
+    return report
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    document: Document
+    action: dict[str, Any]
+    size: int
+
+
+class _Producer:
+    """Validates, de-duplicates, skips checkpointed documents and encodes, in a thread."""
+
+    def __init__(
+        self,
+        documents: Iterable[Document | Rejected],
+        encoders: Sequence[DocumentEncoder],
+        config: BulkConfig,
+        done: set[tuple[str, str]],
+    ) -> None:
+        self.documents = documents
+        self.encoders = encoders
+        self.config = config
+        self.done = done
+        self.queue: queue.Queue[list[_Encoded | Failure] | BaseException | None] = queue.Queue(
+            maxsize=config.queue_batches
+        )
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="splade-es-encoder", daemon=True)
+        self.counters: Counter[str] = Counter()
+        self.skipped = 0
+        self.encoded = 0
+        self.consumed = 0
+        self._seen: dict[str, int] = {}
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                self.thread.join(timeout=0.1)
+
+    def results(self) -> Iterator[_Encoded | Failure]:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            for entry in item:
+                self.consumed += 1
+                yield entry
+
+    def _put(self, item: list[_Encoded | Failure] | BaseException | None) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            batch: list[Document] = []
+            ready: list[_Encoded | Failure] = []
+            for position, item in enumerate(self.documents):
+                if self.stopping.is_set():
+                    return
+                if isinstance(item, Rejected):
+                    ready.append(Failure(item.id, "input", None, "invalid_document", item.reason))
+                elif item.id in self._seen:
+                    first = self._seen[item.id]
+                    ready.append(
+                        Failure(
+                            item.id,
+                            "input",
+                            None,
+                            "duplicate_id",
+                            f"id also used by the document at position {first}; ids must be "
+                            "unique (the later one would overwrite the earlier)",
+                        )
+                    )
+                else:
+                    self._seen[item.id] = position
+                    if (item.id, item.digest) in self.done:
+                        self.skipped += 1
+                        ready.append(_SKIPPED)
+                    else:
+                        batch.append(item)
+                if len(batch) >= self.config.encode_batch:
+                    ready.extend(self._encode(batch))
+                    batch = []
+                if len(ready) >= self.config.encode_batch:
+                    if not self._put(ready):
+                        return
+                    ready = []
+            ready.extend(self._encode(batch))
+            if ready and not self._put(ready):
+                return
+            self._put(None)
+        except BaseException as error:  # handed to the writer thread, which re-raises it
+            self._put(error)
+
+    def _encode(self, batch: list[Document]) -> list[_Encoded | Failure]:
+        if not batch:
+            return []
+        try:
+            merged = self._fields(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                return [Failure(batch[0].id, "encode", None, type(error).__name__, str(error))]
+            logger.warning("Encoding a batch failed (%s); retrying its documents one by one", error)
+            out: list[_Encoded | Failure] = []
+            for document in batch:
+                out.extend(self._encode([document]))
+            return out
+        self.encoded += len(batch)
+        out = []
+        for document, fields in zip(batch, merged, strict=True):
+            source = {"text": document.text, **dict(document.fields), **fields}
+            if document.title:
+                source["title"] = document.title
+            action = {
+                "_op_type": "index",
+                "_index": self.config.index,
+                "_id": document.id,
+                "_source": source,
+            }
+            size = len(json.dumps(source, ensure_ascii=False).encode()) + len(document.id) + 64
+            out.append(_Encoded(document, action, size))
+        return out
+
+    def _fields(self, batch: list[Document]) -> list[dict[str, Any]]:
+        merged: list[dict[str, Any]] = [{} for _ in batch]
+        counters: Counter[str] = Counter()
+        for encoder in self.encoders:
+            result = encoder.encode(batch)
+            if len(result.fields) != len(batch):
+                raise RuntimeError(
+                    f"{type(encoder).__name__} returned {len(result.fields)} results for "
+                    f"{len(batch)} documents"
+                )
+            for target, fields in zip(merged, result.fields, strict=True):
+                target.update(fields)
+            counters.update(result.counters)
+        self.counters.update(counters)
+        return merged
+
+
+_SKIPPED = Failure("", "skipped", None, "", "")
+
+
+class _Writer:
+    """Cuts chunks, sends them with retries, records outcomes."""
+
+    def __init__(self, cluster: Cluster, config: BulkConfig, sleep: Callable[[float], None]):
+        self.cluster = cluster
+        self.config = config
+        self.sleep = sleep
+        self.pending: list[_Encoded] = []
+        self.pending_bytes = 0
+        self.indexed = 0
+        self.failures: list[Failure] = []
+        self.requests = 0
+        self.retried = 0
+        self._dead: IO[str] | None = None
+        self._checkpoint: IO[str] | None = None
+        if config.dead_letter is not None and config.dead_letter.exists():
+            config.dead_letter.unlink()  # it describes this run only
+        if config.checkpoint is not None:
+            config.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            self._checkpoint = config.checkpoint.open("a", encoding="utf-8")
+        if cluster.engine == "opensearch":
+            from opensearchpy import helpers
+        else:
+            from elasticsearch import helpers  # type: ignore[no-redef]
+        self.helpers = helpers
+
+    def add(self, item: _Encoded) -> None:
+        if item.size + self.pending_bytes > self.config.chunk_bytes and self.pending:
+            self.flush()
+        self.pending.append(item)
+        self.pending_bytes += item.size
+        if len(self.pending) >= self.config.chunk_docs:
+            self.flush()
+
+    def fail(self, failure: Failure) -> None:
+        if failure is _SKIPPED:
+            return
+        self.failures.append(failure)
+        if self.config.dead_letter is not None:
+            if self._dead is None:  # created on the first failure only
+                self.config.dead_letter.parent.mkdir(parents=True, exist_ok=True)
+                self._dead = self.config.dead_letter.open("w", encoding="utf-8")
+            self._dead.write(failure.to_json() + "\n")
+            self._dead.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        chunk, self.pending, self.pending_bytes = self.pending, [], 0
+        remaining = chunk
+        last_error = ""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.config.max_attempts),
+            wait=tenacity.wait_exponential_jitter(
+                initial=self.config.initial_backoff_s, max=self.config.max_backoff_s
+            ),
+            retry=tenacity.retry_if_exception_type(_Transient),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self.retried += len(remaining)
+                    remaining, last_error = self._send(remaining)
+                    if remaining:
+                        raise _Transient(last_error)
+        except _Transient:
+            pass
+        if not remaining:
+            return
+        if last_error.startswith("transport:"):
+            raise ClusterUnavailableError(
+                f"Gave up on {redact_url(self.cluster.url)} after {self.config.max_attempts} "
+                f"tries ({last_error[len('transport:') :].strip()}). {len(remaining)} documents "
+                "of the last chunk were not sent; re-run with the same --checkpoint to continue.",
+                None,
+                "unavailable",
+                last_error,
+            )
+        for item in remaining:
+            self.fail(
+                Failure(
+                    item.document.id,
+                    "index",
+                    _status_of(last_error),
+                    "rejected",
+                    f"still failing after {self.config.max_attempts} tries: {last_error}",
+                )
+            )
+
+    def _send(self, items: list[_Encoded]) -> tuple[list[_Encoded], str]:
+        """One bulk call; returns the items to retry and the last transient reason."""
+        self.requests += 1
+        try:
+            results = list(
+                self.helpers.streaming_bulk(
+                    self.cluster.client,
+                    (item.action for item in items),
+                    chunk_size=len(items),
+                    max_chunk_bytes=2**31 - 1,
+                    raise_on_error=False,
+                    raise_on_exception=True,
+                    max_retries=0,
+                    yield_ok=True,
+                )
+            )
+        except Exception as error:
+            status = _transient_status(error)
+            if status is None:
+                raise
+            return items, f"transport: {type(error).__name__} {status or ''} {error}".strip()
+        if len(results) != len(items):
+            raise RuntimeError(f"bulk answered {len(results)} items for {len(items)} sent")
+        retry: list[_Encoded] = []
+        reason = ""
+        acknowledged: list[_Encoded] = []
+        for item, (ok, outcome) in zip(items, results, strict=True):
+            detail = next(iter(outcome.values())) if outcome else {}
+            status = detail.get("status")
+            if ok:
+                acknowledged.append(item)
+                continue
+            body = detail.get("error") or {}
+            error_type = body.get("type", "unknown") if isinstance(body, dict) else "unknown"
+            message = body.get("reason", str(body)) if isinstance(body, dict) else str(body)
+            if status in RETRY_STATUSES or error_type == "cluster_block_exception":
+                retry.append(item)
+                reason = f"{status} {error_type}: {message}"
+            else:
+                self.fail(Failure(item.document.id, "index", status, error_type, message))
+        self._acknowledge(acknowledged)
+        return retry, reason
+
+    def _acknowledge(self, items: list[_Encoded]) -> None:
+        self.indexed += len(items)
+        if self._checkpoint is not None and items:
+            self._checkpoint.writelines(
+                f"{json.dumps(i.document.id)}\t{i.document.digest}\n" for i in items
+            )
+            self._checkpoint.flush()
+            os.fsync(self._checkpoint.fileno())
+
+    def close(self) -> None:
+        for handle in (self._dead, self._checkpoint):
+            if handle is not None:
+                handle.close()
+
+
+def _transient_status(error: Exception) -> int | None:
+    """0 for a connection-level failure, the HTTP status for a retryable one, else None."""
+    import elastic_transport
+
+    if isinstance(error, elastic_transport.TransportError) and not isinstance(
+        error, elastic_transport.ApiError
+    ):
+        return 0
+    status = getattr(error, "status_code", None)
+    meta = getattr(error, "meta", None)
+    if status is None and meta is not None:
+        status = getattr(meta, "status", None)
+    try:
+        import opensearchpy
+
+        if isinstance(error, opensearchpy.ConnectionError):
+            return 0
+    except ImportError:
+        pass
+    if isinstance(status, int) and status in RETRY_STATUSES:
+        return status
+    return None
+
+
+def _status_of(reason: str) -> int | None:
+    head = reason.split(" ", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+class _NoBar:
+    n = 0
+
+    def set_postfix(self, **_: Any) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *_: object) -> None: ...
+
+
+def _progress(enabled: bool, total: int | None) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="doc", desc="indexing", dynamic_ncols=True)

@@ -1,0 +1,135 @@
+"""``splade-es index``: the bulk pipeline from a corpus file into an index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from splade_es.bulk import BulkConfig, BulkFailedError, index_documents
+from splade_es.cli.models import build_encoder, encoder_config, encoder_options
+from splade_es.cli.options import cluster_options, open_cluster
+from splade_es.corpus import FieldNames, Limits, read_corpus
+from splade_es.index_admin import (
+    check_index_name,
+    ensure_index,
+    index_stats,
+    index_uuid,
+    resolve_mapping_type,
+    swap_alias,
+)
+from splade_es.mapping import IndexLayout, index_body, splade_meta
+from splade_es.representation import SpladeFields
+
+
+@click.command("index")
+@click.argument("corpus", type=click.Path(exists=True, path_type=Path))
+@click.option("--index", "index_name", required=True, help="Index to write (created if absent).")
+@click.option("--format", "corpus_format", type=click.Choice(["jsonl", "csv", "beir"]))
+@click.option("--id-field", help="Field with the document id (default: _id; CSV: id).")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--title-field", default="title", show_default=True, help="'' for none.")
+@click.option("--keep-field", multiple=True, help="Extra source field to store (repeatable).")
+@click.option("--max-text-bytes", type=int, default=1_000_000, show_default=True)
+@click.option(
+    "--mapping-type",
+    type=click.Choice(["auto", "rank_features", "sparse_vector"]),
+    default="auto",
+    show_default=True,
+    help="auto: rank_features where the cluster has it, else sparse_vector.",
+)
+@click.option("--alias", help="After a clean run, point this alias at the index (atomic swap).")
+@click.option("--shards", type=int)
+@click.option("--replicas", type=int)
+@click.option("--chunk-docs", type=int, default=500, show_default=True)
+@click.option("--chunk-bytes", type=int, default=8 * 1024 * 1024, show_default=True)
+@click.option(
+    "--dead-letter",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL of documents not indexed (default: dead-letter-<index>.jsonl, on failure only).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Acknowledged documents; a re-run skips them (default: in the cache, per index UUID).",
+)
+@click.option(
+    "--allow-failures", is_flag=True, help="Exit 0 even if some documents were not indexed."
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@encoder_options()
+@cluster_options
+def index_command(corpus: Path, index_name: str, **params: Any) -> None:
+    """Encode a corpus (JSONL, CSV or BEIR folder) with SPLADE and bulk-index it."""
+    check_index_name(index_name)
+    cache_dir: Path = params["cache_dir"]
+    cluster = open_cluster(params)
+    encoder = build_encoder(encoder_config(params))
+    names = FieldNames(
+        id=params["id_field"]
+        or ("id" if (params["corpus_format"] == "csv" or corpus.suffix == ".csv") else "_id"),
+        text=params["text_field"],
+        title=params["title_field"] or None,
+        keep=tuple(params["keep_field"]),
+    )
+    documents = read_corpus(
+        corpus, params["corpus_format"], names, Limits(params["max_text_bytes"])
+    )
+    mapping_type = resolve_mapping_type(cluster, params["mapping_type"])
+    layout = IndexLayout(
+        mapping_type=mapping_type, shards=params["shards"], replicas=params["replicas"]
+    )
+    meta = splade_meta(
+        model=encoder.config.model,
+        fingerprint=encoder.fingerprint(),
+        pooling=encoder.pooling,
+        max_length=encoder.config.document_max_length,
+        pruning=encoder.config.document_pruning.name,
+        layout=layout,
+    )
+    state = ensure_index(cluster, index_name, index_body(layout, meta))
+    click.echo(
+        f"Index {index_name} {state}: field {layout.field} as {mapping_type} on "
+        f"{cluster.engine} {cluster.version}",
+        err=True,
+    )
+    uuid = index_uuid(cluster, index_name)
+    config = BulkConfig(
+        index=index_name,
+        chunk_docs=params["chunk_docs"],
+        chunk_bytes=params["chunk_bytes"],
+        dead_letter=params["dead_letter"] or Path(f"dead-letter-{index_name}.jsonl"),
+        checkpoint=params["checkpoint"] or cache_dir / "checkpoints" / f"{index_name}-{uuid}.tsv",
+        raise_on_failure=False,
+        progress=not params["no_progress"],
+    )
+    report = index_documents(cluster, documents, [SpladeFields(encoder)], config)
+    docs, size = index_stats(cluster, index_name)
+    counters = report.counters
+    click.echo(
+        "\n".join(
+            [
+                f"indexed        {report.indexed}",
+                f"failed         {report.failed}",
+                f"skipped        {report.skipped} (already indexed, from the checkpoint)",
+                f"truncated      {counters.get('truncated', 0)} (longer than "
+                f"{encoder.config.document_max_length} tokens)",
+                f"avg terms/doc  {counters.get('terms', 0) / max(report.encoded, 1):.1f}",
+                f"empty vectors  {counters.get('empty_vectors', 0)}",
+                f"throughput     {report.docs_per_second:.1f} docs/s "
+                f"({report.seconds:.1f}s, {report.bulk_requests} bulk requests)",
+                f"index          {index_name}: {docs} docs, {size / 1e6:.1f} MB",
+            ]
+        )
+    )
+    if report.failures:
+        message = str(BulkFailedError(report, config.dead_letter))
+        if not params["allow_failures"]:
+            raise click.ClickException(message)
+        click.echo(f"Warning: {message}", err=True)
+    if params["alias"]:
+        left = swap_alias(cluster, params["alias"], index_name)
+        moved = f" (moved from {', '.join(left)}; not deleted)" if left else ""
+        click.echo(f"alias          {params['alias']} -> {index_name}{moved}")
+    cluster.close()

@@ -1,0 +1,152 @@
+"""``splade-es search`` and ``splade-es explain``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from colbert_rerank.fusion import Fusion, FusionMethod
+from splade_es.cli.models import build_encoder, encoder_config, encoder_options
+from splade_es.cli.options import cluster_options, open_cluster
+from splade_es.cluster import Cluster
+from splade_es.index_admin import get_index
+from splade_es.search import Hit, SearchConfig, Searcher
+
+
+def _searcher(params: dict[str, Any]) -> tuple[Cluster, Searcher]:
+    index = params.pop("index")
+    cluster = open_cluster(params)
+    info = get_index(cluster, index)
+    recorded = info.meta.get("model") if info else None
+    encoder = build_encoder(encoder_config(params, recorded))
+    config = SearchConfig(index=index, allow_model_mismatch=params.pop("allow_model_mismatch"))
+    return cluster, Searcher(cluster, encoder, config)
+
+
+def _filters(raw: tuple[str, ...]) -> list[dict[str, Any]]:
+    filters = []
+    for text in raw:
+        try:
+            clause = json.loads(text)
+        except json.JSONDecodeError as error:
+            example = '{"term": {"year": 2020}}'
+            raise click.BadParameter(
+                f"{text!r} is not JSON ({error.msg}); e.g. --filter '{example}'",
+                param_hint="--filter",
+            ) from error
+        filters.append(clause)
+    return filters
+
+
+def _snippet(hit: Hit, width: int = 90) -> str:
+    source = hit.source
+    text = str(source.get("title") or source.get("text") or "")
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+common = [
+    click.option("--index", required=True, help="Index or alias to search."),
+    click.option(
+        "--allow-model-mismatch",
+        is_flag=True,
+        help="Search even if the index was built with another model (experts only).",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+]
+
+
+def _common(func: Any) -> Any:
+    for option in reversed(common):
+        func = option(func)
+    return func
+
+
+@click.command()
+@click.argument("query")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Hits to return.")
+@click.option(
+    "--mode",
+    type=click.Choice(["splade", "bm25", "hybrid"]),
+    default="splade",
+    show_default=True,
+)
+@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
+@click.option("--splade-weight", type=float, default=0.5, show_default=True, help="For weighted.")
+@click.option("--filter", "filters", multiple=True, help="Filter clause as JSON (repeatable).")
+@_common
+@encoder_options(default_model=None)
+@cluster_options
+def search(
+    query: str,
+    k: int,
+    mode: str,
+    fusion: str,
+    splade_weight: float,
+    filters: tuple[str, ...],
+    as_json: bool,
+    **params: Any,
+) -> None:
+    """Search an index with SPLADE (exact dot product), BM25, or both fused."""
+    parsed = _filters(filters)
+    cluster, searcher = _searcher(params)
+    if mode == "splade":
+        hits = searcher.search(query, k, parsed)
+    elif mode == "bm25":
+        hits = searcher.bm25(query, k, parsed)
+    else:
+        method: FusionMethod = "weighted" if fusion == "weighted" else "rrf"
+        hits = searcher.hybrid(
+            query, k, Fusion(method=method, weight=splade_weight), filters=parsed
+        )
+    if as_json:
+        click.echo(json.dumps([h.as_dict() | {"rank": h.rank} for h in hits], ensure_ascii=False))
+    else:
+        for hit in hits:
+            click.echo(f"{hit.rank:>3}  {hit.score:9.4f}  {hit.id:<20} {_snippet(hit)}")
+    cluster.close()
+
+
+@click.command()
+@click.argument("query")
+@click.option("--id", "doc_id", required=True, help="Document id to explain.")
+@click.option("--top", type=int, default=20, show_default=True, help="Terms to show.")
+@_common
+@encoder_options(default_model=None)
+@cluster_options
+def explain(query: str, doc_id: str, top: int, as_json: bool, **params: Any) -> None:
+    """Show which terms made a document match: query weight x document weight, per term."""
+    cluster, searcher = _searcher(params)
+    result = searcher.explain(query, doc_id)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "id": result.id,
+                    "score": result.score,
+                    "impacts": [
+                        {
+                            "token": i.token,
+                            "query_weight": i.query_weight,
+                            "doc_weight": i.doc_weight,
+                            "contribution": i.contribution,
+                        }
+                        for i in result.impacts
+                    ],
+                    "query_expansion": result.query_expansion,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        click.echo(f"{doc_id}: score {result.score:.4f} from {len(result.impacts)} shared terms")
+        click.echo(f"{'term':<20} {'query':>8} {'doc':>8} {'q x d':>8}")
+        for impact in result.impacts[:top]:
+            click.echo(
+                f"{impact.token:<20} {impact.query_weight:8.3f} {impact.doc_weight:8.3f} "
+                f"{impact.contribution:8.3f}"
+            )
+        click.echo(f"query expansion terms: {', '.join(result.query_expansion[:top]) or '(none)'}")
+    cluster.close()

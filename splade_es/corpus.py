@@ -1,0 +1,270 @@
+"""Documents in, validated: JSONL, CSV, BEIR corpora, or any iterable of dicts.
+
+Readers stream (nothing loads the whole corpus) and yield either a :class:`Document` or a
+:class:`Rejected` record saying which input was refused and why, so that nothing disappears
+between the file and the index.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+CorpusFormat = Literal["jsonl", "csv", "beir"]
+MAX_ID_BYTES = 512  # Elasticsearch and OpenSearch refuse longer _id values
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document to index.
+
+    Attributes:
+        id: the ``_id`` it is stored under (deterministic: re-runs overwrite, never duplicate).
+        text: the body that is encoded and stored.
+        title: optional title (encoded as ``title + " " + text``).
+        fields: extra source fields kept as they are (e.g. for filters).
+    """
+
+    id: str
+    text: str
+    title: str = ""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def encoded_text(self) -> str:
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+    @property
+    def digest(self) -> str:
+        """A short hash of what gets indexed (resuming skips only unchanged documents)."""
+        payload = json.dumps(
+            [self.id, self.title, self.text, dict(self.fields)],
+            ensure_ascii=False,
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input that was not turned into a document.
+
+    Attributes:
+        id: the document id when one could be read, else ``"<position N>"``.
+        position: 0-based position in the input.
+        reason: what was wrong and how to fix it.
+    """
+
+    id: str
+    position: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class FieldNames:
+    """Which input fields hold the id, text and title, and which others to keep."""
+
+    id: str = "_id"
+    text: str = "text"
+    title: str | None = "title"
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input validation limits.
+
+    Attributes:
+        max_text_bytes: documents whose title + text exceed this (UTF-8) are rejected.
+    """
+
+    max_text_bytes: int = 1_000_000
+
+
+def make_document(
+    raw: Any, position: int, names: FieldNames, limits: Limits
+) -> Document | Rejected:
+    """Validate one input record and build a Document, or say why not."""
+    if not isinstance(raw, Mapping):
+        return Rejected(
+            f"<position {position}>",
+            position,
+            f"record is {type(raw).__name__}, not an object with {names.id!r} and {names.text!r}",
+        )
+    raw_id = raw.get(names.id)
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        return Rejected(
+            f"<position {position}>",
+            position,
+            f"id field {names.id!r} is {_describe(raw_id)}; every document needs a string "
+            f"(or integer) id: set --id-field to the field that holds it",
+        )
+    doc_id = str(raw_id)
+    where = doc_id if doc_id.strip() else f"<position {position}>"
+    if not doc_id.strip():
+        return Rejected(where, position, f"id {doc_id!r} is empty or whitespace")
+    if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        return Rejected(
+            doc_id[:60] + "...", position, f"id is longer than {MAX_ID_BYTES} bytes (engine limit)"
+        )
+    if _has_surrogates(doc_id):
+        return Rejected(where, position, "id is not valid UTF-8 (lone surrogate)")
+    text = raw.get(names.text)
+    if not isinstance(text, str):
+        return Rejected(
+            where,
+            position,
+            f"text field {names.text!r} is {_describe(text)}, not a string: set --text-field "
+            "or fix the record",
+        )
+    title = raw.get(names.title, "") if names.title else ""
+    if title is None:
+        title = ""
+    if not isinstance(title, str):
+        return Rejected(where, position, f"title field {names.title!r} is {_describe(title)}")
+    if not text.strip() and not title.strip():
+        return Rejected(where, position, "text and title are empty or whitespace")
+    if _has_surrogates(text) or _has_surrogates(title):
+        return Rejected(where, position, "text is not valid UTF-8 (lone surrogate)")
+    size = len(text.encode()) + len(title.encode())
+    if size > limits.max_text_bytes:
+        return Rejected(
+            where,
+            position,
+            f"text is {size} bytes, over the {limits.max_text_bytes}-byte limit: split the "
+            "document or raise --max-text-bytes",
+        )
+    kept = {name: raw[name] for name in names.keep if name in raw}
+    return Document(id=doc_id, text=text, title=title, fields=kept)
+
+
+def from_records(
+    records: Iterable[Any], names: FieldNames = FieldNames(), limits: Limits = Limits()
+) -> Iterator[Document | Rejected]:
+    """Validate any iterable of dicts (the Python way in)."""
+    for position, raw in enumerate(records):
+        yield make_document(raw, position, names, limits)
+
+
+def read_jsonl(
+    path: Path, names: FieldNames = FieldNames(), limits: Limits = Limits()
+) -> Iterator[Document | Rejected]:
+    """One JSON object per line; bad lines (JSON or UTF-8) become Rejected records."""
+    with _open_binary(path) as handle:
+        position = -1
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            position += 1
+            try:
+                raw = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                yield Rejected(
+                    f"<line {number}>", position, f"line {number} is not valid UTF-8 ({error})"
+                )
+                continue
+            except json.JSONDecodeError as error:
+                yield Rejected(
+                    f"<line {number}>", position, f"line {number} is not JSON ({error.msg})"
+                )
+                continue
+            yield make_document(raw, position, names, limits)
+
+
+def read_csv(
+    path: Path, names: FieldNames = FieldNames(id="id"), limits: Limits = Limits()
+) -> Iterator[Document | Rejected]:
+    """A CSV file with a header row naming the id, text (and title) columns."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with _open_binary(path) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.DictReader(text)
+        header = reader.fieldnames or []
+        missing = [n for n in (names.id, names.text) if n not in header]
+        if missing:
+            raise ValueError(
+                f"{path}: CSV header {header} lacks {missing}; set --id-field/--text-field to "
+                "the columns that hold the id and the text."
+            )
+        for position, row in enumerate(reader):
+            yield make_document(row, position, names, limits)
+
+
+def read_beir(
+    directory: Path, limits: Limits = Limits(), keep: tuple[str, ...] = ()
+) -> Iterator[Document | Rejected]:
+    """``corpus.jsonl`` of a BEIR dataset folder (``_id``, ``title``, ``text``)."""
+    corpus = directory / "corpus.jsonl"
+    if not corpus.is_file():
+        raise FileNotFoundError(
+            f"{directory} is not a BEIR folder: it has no corpus.jsonl (expected corpus.jsonl, "
+            "queries.jsonl and qrels/<split>.tsv)."
+        )
+    yield from read_jsonl(corpus, FieldNames("_id", "text", "title", keep), limits)
+
+
+def read_corpus(
+    path: Path,
+    corpus_format: CorpusFormat | None = None,
+    names: FieldNames | None = None,
+    limits: Limits = Limits(),
+) -> Iterator[Document | Rejected]:
+    """Read ``path`` in ``corpus_format`` (guessed from the path when ``None``)."""
+    chosen = corpus_format or guess_format(path)
+    if chosen == "beir":
+        return read_beir(path, limits, names.keep if names else ())
+    if chosen == "csv":
+        return read_csv(path, names or FieldNames(id="id"), limits)
+    if chosen == "jsonl":
+        return read_jsonl(path, names or FieldNames(), limits)
+    raise ValueError(f"corpus format {chosen!r}: expected jsonl, csv or beir.")
+
+
+def guess_format(path: Path) -> CorpusFormat:
+    if path.is_dir():
+        return "beir"
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if ".csv" in suffixes:
+        return "csv"
+    if ".jsonl" in suffixes or ".json" in suffixes:
+        return "jsonl"
+    raise ValueError(
+        f"Cannot tell the format of {path}: pass --format jsonl, csv or beir "
+        "(a BEIR corpus is a folder)."
+    )
+
+
+def _open_binary(path: Path) -> io.BufferedReader:
+    if not path.exists():
+        raise FileNotFoundError(f"Corpus file {path} does not exist.")
+    if path.suffix == ".gz":
+        import gzip
+
+        return io.BufferedReader(gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "missing"
+    return f"{type(value).__name__} {value!r:.40}"
+
+
+def ids_of(items: Sequence[Document | Rejected]) -> list[str]:
+    return [item.id for item in items]

@@ -1,0 +1,281 @@
+"""``splade-es eval``: index (or reuse) a BEIR corpus in a real node, run stages, score them.
+
+Stages: ``bm25`` (the engine's BM25 over title and text) and ``splade`` (exact dot product on
+the SPLADE field). With ``check_exact`` the same model also ranks the corpus in memory in
+float32 (and at the engine's 9-bit storage precision) to show what the engine returns is the
+exact dot product.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from splade_es import __version__
+from splade_es.beir import load_qrels, load_queries
+from splade_es.bulk import BulkConfig, index_documents
+from splade_es.cluster import Cluster
+from splade_es.corpus import Document, Limits, Rejected, read_beir
+from splade_es.encoder import SpladeEncoder
+from splade_es.features import SparseVector, lucene_stored
+from splade_es.index_admin import (
+    check_index_name,
+    ensure_index,
+    index_stats,
+    resolve_mapping_type,
+)
+from splade_es.mapping import IndexLayout, index_body, splade_meta
+from splade_es.metrics import percentiles_ms, retrieval_metrics, same_top_k, subset_queries
+from splade_es.representation import SpladeFields
+from splade_es.search import Hit, SearchConfig, Searcher
+
+logger = logging.getLogger(__name__)
+
+# A stage maps a query text to hits; extra stages (reranking) are added by name.
+StageFactory = Callable[[Searcher, int], Callable[[str], list[Hit]]]
+STAGES: dict[str, StageFactory] = {
+    "bm25": lambda searcher, k: lambda text: searcher.bm25(text, k),
+    "splade": lambda searcher, k: lambda text: searcher.search(text, k),
+}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate.
+
+    Attributes:
+        dataset: BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
+        split: qrels split.
+        stages: stage names, in report order.
+        depth: hits retrieved per query (Recall@100 needs 100).
+        max_queries: evaluate only the first N judged queries (CI-sized runs).
+        max_docs: index only the documents judged for those queries plus others up to N.
+        index: index name (default: derived from dataset, subset, mapping type and model).
+        mapping_type: ``auto``, ``rank_features`` or ``sparse_vector``.
+        check_exact: add the in-memory exact ranking parity block.
+        progress: progress bars.
+    """
+
+    dataset: Path
+    split: str = "test"
+    stages: tuple[str, ...] = ("bm25", "splade")
+    depth: int = 100
+    max_queries: int | None = None
+    max_docs: int | None = None
+    index: str | None = None
+    mapping_type: str = "auto"
+    check_exact: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown or not self.stages:
+            raise ValueError(
+                f"Unknown stages {unknown or '(none given)'}: choose from {', '.join(STAGES)}."
+            )
+        for name in ("max_queries", "max_docs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+
+
+def evaluate(cluster: Cluster, encoder: SpladeEncoder, config: EvalConfig) -> dict[str, Any]:
+    """Run the evaluation and return the ``report.json`` content."""
+    qrels_all = load_qrels(config.dataset, config.split)
+    query_ids = subset_queries(
+        {q: d for q, d in qrels_all.items() if any(v > 0 for v in d.values())}, config.max_queries
+    )
+    queries = load_queries(config.dataset, set(query_ids))
+    missing = [q for q in query_ids if q not in queries]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[:3]}): "
+            "the qrels and queries files do not belong together."
+        )
+    qrels = {q: qrels_all[q] for q in query_ids}
+    documents = _select_documents(config, qrels)
+
+    mapping_type = resolve_mapping_type(cluster, config.mapping_type)  # type: ignore[arg-type]
+    layout = IndexLayout(mapping_type=mapping_type)
+    meta = splade_meta(
+        model=encoder.config.model,
+        fingerprint=encoder.fingerprint(),
+        pooling=encoder.pooling,
+        max_length=encoder.config.document_max_length,
+        pruning=encoder.config.document_pruning.name,
+        layout=layout,
+    )
+    index = config.index or _default_index(config, mapping_type, meta["weights_sha256"])
+    check_index_name(index)
+    ensure_index(cluster, index, index_body(layout, meta))
+    count, _ = index_stats(cluster, index)
+    indexing: dict[str, Any] = {"reused": count == len(documents)}
+    if count != len(documents):
+        report = index_documents(
+            cluster,
+            documents,
+            [SpladeFields(encoder)],
+            BulkConfig(index=index, progress=config.progress),
+            total=len(documents),
+        )
+        indexing.update(
+            {
+                "seconds": round(report.seconds, 2),
+                "docs_per_second": round(report.docs_per_second, 2),
+                "avg_terms_per_doc": round(
+                    report.counters.get("terms", 0) / max(report.encoded, 1), 1
+                ),
+            }
+        )
+    docs, size = index_stats(cluster, index)
+    searcher = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[]))
+    result: dict[str, Any] = {
+        "dataset": config.dataset.name,
+        "split": config.split,
+        "engine": cluster.engine,
+        "engine_version": cluster.version,
+        "mapping_type": mapping_type,
+        "index": index,
+        "index_docs": docs,
+        "index_size_bytes": size,
+        "model": encoder.config.model,
+        "package_version": __version__,
+        "indexing": indexing,
+        "stages": {},
+    }
+    runs: dict[str, dict[str, dict[str, float]]] = {}
+    for stage in config.stages:
+        search = STAGES[stage](searcher, config.depth)
+        run, latencies = _run_stage(stage, search, queries, config.progress)
+        runs[stage] = run
+        result["stages"][stage] = {
+            **retrieval_metrics(qrels, run),
+            **percentiles_ms(latencies),
+            "num_queries": len(run),
+        }
+    if config.check_exact:
+        engine_run = (
+            runs.get("splade")
+            or _run_stage(
+                "splade", STAGES["splade"](searcher, config.depth), queries, config.progress
+            )[0]
+        )
+        result["parity"] = exact_parity(encoder, documents, queries, qrels, engine_run)
+    return result
+
+
+def _default_index(config: EvalConfig, mapping_type: str, weights_hash: str) -> str:
+    name = re.sub(r"[^a-z0-9]+", "-", config.dataset.name.lower()).strip("-") or "corpus"
+    subset = f"-{config.max_docs}docs" if config.max_docs else ""
+    return f"eval-{name}{subset}-{mapping_type.replace('_', '-')}-{weights_hash[:8]}"
+
+
+def _select_documents(config: EvalConfig, qrels: Mapping[str, Mapping[str, int]]) -> list[Document]:
+    """The corpus (or the judged documents plus others up to ``max_docs``), validated."""
+    judged = {d for q in qrels.values() for d in q}
+    chosen: list[Document] = []
+    others: list[Document] = []
+    rejected: list[Rejected] = []
+    for item in read_beir(config.dataset, Limits()):
+        if isinstance(item, Rejected):
+            rejected.append(item)
+        elif config.max_docs is None or item.id in judged:
+            chosen.append(item)
+        elif len(others) < config.max_docs:
+            others.append(item)
+    if rejected:
+        logger.warning(
+            "%d corpus records are invalid and left out, e.g. %s: %s",
+            len(rejected),
+            rejected[0].id,
+            rejected[0].reason,
+        )
+    if config.max_docs is not None:
+        chosen.extend(others[: max(config.max_docs - len(chosen), 0)])
+    if not chosen:
+        raise ValueError(f"{config.dataset}/corpus.jsonl has no valid document.")
+    return chosen
+
+
+def _run_stage(
+    name: str, search: Callable[[str], list[Hit]], queries: Mapping[str, str], progress: bool
+) -> tuple[dict[str, dict[str, float]], list[float]]:
+    from tqdm.auto import tqdm
+
+    run: dict[str, dict[str, float]] = {}
+    latencies: list[float] = []
+    for query_id, text in tqdm(queries.items(), desc=name, unit="q", disable=not progress):
+        started = time.perf_counter()
+        hits = search(text)
+        latencies.append((time.perf_counter() - started) * 1000)
+        run[query_id] = {hit.id: hit.score for hit in hits}
+    return run, latencies
+
+
+def exact_scores(queries: Sequence[SparseVector], documents: Sequence[SparseVector]) -> np.ndarray:
+    """``[queries, documents]`` dot products in float64, through in-memory posting lists."""
+    lengths = np.fromiter((len(v) for v in documents), dtype=np.int64, count=len(documents))
+    terms = np.concatenate([v.ids for v in documents]) if documents else np.zeros(0, np.int64)
+    weights = (
+        np.concatenate([v.weights for v in documents]).astype(np.float64)
+        if documents
+        else np.zeros(0)
+    )
+    owners = np.repeat(np.arange(len(documents)), lengths)
+    order = np.argsort(terms, kind="stable")
+    terms, weights, owners = terms[order], weights[order], owners[order]
+    scores = np.zeros((len(queries), len(documents)), dtype=np.float64)
+    for row, query in enumerate(queries):
+        starts = np.searchsorted(terms, query.ids, side="left")
+        ends = np.searchsorted(terms, query.ids, side="right")
+        for start, end, weight in zip(starts, ends, query.weights, strict=True):
+            np.add.at(scores[row], owners[start:end], float(weight) * weights[start:end])
+    return scores
+
+
+def exact_parity(
+    encoder: SpladeEncoder,
+    documents: Sequence[Document],
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    engine_run: Mapping[str, Mapping[str, float]],
+    depth: int = 100,
+) -> dict[str, Any]:
+    """Compare the engine's SPLADE ranking with the exact in-memory one (same model)."""
+    doc_vectors: list[SparseVector] = []
+    for start in range(0, len(documents), 256):
+        batch = documents[start : start + 256]
+        doc_vectors.extend(encoder.encode_documents([d.encoded_text for d in batch]).vectors)
+    stored = [SparseVector(v.ids, lucene_stored(v.weights)) for v in doc_vectors]
+    query_ids = list(queries)
+    query_vectors = encoder.encode_queries([queries[q] for q in query_ids]).vectors
+    ids = [d.id for d in documents]
+    out: dict[str, Any] = {}
+    for label, vectors in (("exact", doc_vectors), ("stored_precision", stored)):
+        scores = exact_scores(query_vectors, vectors)
+        run = {}
+        for row, query_id in enumerate(query_ids):
+            top = np.argsort(-scores[row], kind="stable")[:depth]
+            run[query_id] = {ids[i]: float(scores[row, i]) for i in top if scores[row, i] > 0}
+        identical = sum(same_top_k(engine_run.get(q, {}), run[q]) for q in query_ids)
+        out[label] = {
+            "ndcg@10": retrieval_metrics(qrels, run)["ndcg@10"],
+            "top10_identical_fraction": identical / len(query_ids),
+        }
+    return {
+        "top10_identical_fraction": out["exact"]["top10_identical_fraction"],
+        "ndcg@10_engine": retrieval_metrics(qrels, engine_run)["ndcg@10"],
+        "ndcg@10_exact": out["exact"]["ndcg@10"],
+        "top10_identical_fraction_stored_precision": out["stored_precision"][
+            "top10_identical_fraction"
+        ],
+        "ndcg@10_stored_precision": out["stored_precision"]["ndcg@10"],
+        "num_queries": len(query_ids),
+    }

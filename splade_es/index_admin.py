@@ -1,0 +1,172 @@
+"""Index administration: create (never replace), read ``_meta``, swap aliases.
+
+Nothing here deletes an index. Reindexing for a new model writes a new index and moves the
+alias in one atomic ``_aliases`` call; the old index is left for the user to drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from splade_es.capabilities import probe
+from splade_es.cluster import Cluster, ClusterError
+from splade_es.mapping import META_KEY, MappingType, meta_differences
+
+logger = logging.getLogger(__name__)
+
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+
+
+class IndexMismatchError(ValueError):
+    """The index exists but was built with another model or layout."""
+
+
+def check_index_name(name: str) -> str:
+    """Reject names the engines refuse or that would write to many/system indices."""
+    if (
+        not isinstance(name, str)
+        or not _INDEX_NAME.match(name)
+        or name in (".", "..")
+        or len(name.encode()) > 255
+    ):
+        raise ValueError(
+            f"Index name {name!r} is not allowed: use lowercase letters, digits and . _ + -, "
+            "not starting with . _ - or +, no wildcards, at most 255 bytes."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """An existing index (or the index an alias points to)."""
+
+    name: str
+    meta: Mapping[str, Any]
+    mapping_type: str | None
+
+
+def resolve_mapping_type(
+    cluster: Cluster, requested: Literal["auto", "rank_features", "sparse_vector"]
+) -> MappingType:
+    """``rank_features`` where the cluster has it, else ``sparse_vector`` (for ``auto``)."""
+    if requested != "auto":
+        return requested
+    caps = probe(cluster, checks=("rank_features", "sparse_vector"))
+    if caps.rank_features:
+        return "rank_features"
+    if caps.sparse_vector:
+        return "sparse_vector"
+    raise ValueError(
+        f"{cluster.engine} {cluster.version} supports neither rank_features nor sparse_vector: "
+        "install the mapper-extras module (it is in every full distribution)."
+    )
+
+
+def get_index(cluster: Cluster, name: str) -> IndexInfo | None:
+    """The index ``name`` (or behind alias ``name``) with its ``_meta``; ``None`` if absent."""
+    try:
+        mappings = cluster.request("GET", f"/{name}/_mapping")
+    except ClusterError as error:
+        if error.status == 404:
+            return None
+        raise
+    if len(mappings) != 1:
+        raise ValueError(
+            f"{name!r} resolves to {len(mappings)} indices ({', '.join(sorted(mappings))}): "
+            "point it at exactly one."
+        )
+    concrete, body = next(iter(mappings.items()))
+    mapping = body.get("mappings", {})
+    meta = mapping.get("_meta", {}).get(META_KEY, {})
+    field = meta.get("field")
+    field_type = mapping.get("properties", {}).get(field, {}).get("type") if field else None
+    return IndexInfo(name=concrete, meta=meta, mapping_type=field_type)
+
+
+def ensure_index(
+    cluster: Cluster, name: str, body: Mapping[str, Any]
+) -> Literal["created", "exists"]:
+    """Create ``name`` with ``body``, or accept it if it exists with the same model and layout.
+
+    Raises:
+        IndexMismatchError: it exists but was built differently (or not by splade-es).
+    """
+    check_index_name(name)
+    wanted = body["mappings"]["_meta"][META_KEY]
+    existing = get_index(cluster, name)
+    if existing is None:
+        try:
+            cluster.request("PUT", f"/{name}", body=dict(body))
+        except ClusterError as error:
+            if error.error_type != "resource_already_exists_exception":
+                raise
+            existing = get_index(cluster, name)  # created by a concurrent run
+        else:
+            logger.info("Created index %s (%s)", name, wanted["mapping_type"])
+            return "created"
+    if existing is None:
+        raise ClusterError(f"Index {name!r} vanished while being created", None, "gone", name)
+    if not existing.meta:
+        raise IndexMismatchError(
+            f"Index {name!r} exists and was not created by splade-es (no _meta.{META_KEY}): "
+            "choose another --index name; this tool never overwrites or deletes it."
+        )
+    problems = meta_differences(existing.meta, wanted)
+    for key in ("mapping_type", "field"):
+        if existing.meta.get(key) != wanted.get(key):
+            problems.append(f"{key}: index has {existing.meta.get(key)!r}, wanted {wanted[key]!r}")
+    if problems:
+        raise IndexMismatchError(
+            f"Index {name!r} was built differently ({'; '.join(problems)}). Index into a new "
+            "index and move an alias to it (--alias), or pick another --index."
+        )
+    return "exists"
+
+
+def swap_alias(cluster: Cluster, alias: str, index: str) -> list[str]:
+    """Point ``alias`` at ``index`` only, atomically; return the indices it left.
+
+    The indices it left are not deleted.
+    """
+    check_index_name(alias)
+    try:
+        current = cluster.request("GET", f"/_alias/{alias}")
+    except ClusterError as error:
+        if error.status != 404:
+            raise
+        current = {}
+    previous = [name for name in current if name != index]
+    actions: list[dict[str, Any]] = [{"remove": {"index": n, "alias": alias}} for n in previous]
+    actions.append({"add": {"index": index, "alias": alias}})
+    try:
+        cluster.request("POST", "/_aliases", body={"actions": actions})
+    except ClusterError as error:
+        if error.error_type == "invalid_alias_name_exception":
+            raise ValueError(
+                f"Cannot use {alias!r} as an alias: an index has that name ({error.reason}). "
+                "Pick another alias name."
+            ) from error
+        raise
+    if previous:
+        logger.info("Alias %s moved from %s to %s", alias, ", ".join(previous), index)
+    return previous
+
+
+def index_stats(cluster: Cluster, index: str) -> tuple[int, int]:
+    """(document count, primary store size in bytes) after a refresh."""
+    cluster.request("POST", f"/{index}/_refresh")
+    stats = cluster.request("GET", f"/{index}/_stats/docs,store")
+    primaries = stats["_all"]["primaries"]
+    return int(primaries["docs"]["count"]), int(primaries["store"]["size_in_bytes"])
+
+
+def index_uuid(cluster: Cluster, name: str) -> str:
+    """The UUID of index ``name`` (changes when an index is deleted and re-created)."""
+    settings = cluster.request("GET", f"/{name}/_settings/index.uuid")
+    if len(settings) != 1:
+        raise ValueError(f"{name!r} resolves to {len(settings)} indices: point it at one.")
+    return str(next(iter(settings.values()))["settings"]["index"]["uuid"])

@@ -1,0 +1,107 @@
+"""Evaluation reports: ``report.json``, ``report.md`` and ``report.png``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+METRICS = ("ndcg@10", "recall@100", "mrr@10", "latency_ms_p50", "latency_ms_p95", "num_queries")
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The report as a Markdown page (stage table, parity, index facts)."""
+    lines = [
+        f"# {report['dataset']} ({report['split']}): {report['engine']} "
+        f"{report['engine_version']}, {report['mapping_type']}",
+        "",
+        f"Model `{report['model']}`; index `{report['index']}` with {report['index_docs']} "
+        f"documents, {report['index_size_bytes'] / 1e6:.1f} MB.",
+        "",
+        "| stage | " + " | ".join(METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+    ]
+    for stage, values in report["stages"].items():
+        cells = [_cell(values.get(metric)) for metric in METRICS]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    parity = report.get("parity")
+    if parity:
+        lines += [
+            "",
+            "Parity with the exact in-memory ranking (same model):",
+            "",
+            "| | value |",
+            "|---|---|",
+        ]
+        lines += [f"| {key} | {_cell(value)} |" for key, value in parity.items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: Mapping[str, Any], path: Path) -> None:
+    """Bar chart of nDCG@10 and Recall@100 by stage, and median/p95 latency by stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = list(report["stages"])
+    values = report["stages"]
+    figure, (quality, latency) = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.38
+    positions = range(len(stages))
+    for offset, metric, colour in (
+        (-width / 2, "ndcg@10", "#2f6db5"),
+        (width / 2, "recall@100", "#e08a2c"),
+    ):
+        bars = quality.bar(
+            [p + offset for p in positions],
+            [values[s][metric] for s in stages],
+            width,
+            label=metric,
+            color=colour,
+        )
+        quality.bar_label(bars, fmt="%.3f", fontsize=8)
+    quality.set_xticks(list(positions), stages)
+    quality.set_ylim(0, 1.05)
+    quality.set_title("Quality by stage")
+    quality.legend(loc="lower right")
+    for offset, metric, colour in (
+        (-width / 2, "latency_ms_p50", "#5b9b5b"),
+        (width / 2, "latency_ms_p95", "#b55b5b"),
+    ):
+        bars = latency.bar(
+            [p + offset for p in positions],
+            [values[s][metric] for s in stages],
+            width,
+            label=metric.replace("latency_ms_", ""),
+            color=colour,
+        )
+        latency.bar_label(bars, fmt="%.1f", fontsize=8)
+    latency.set_xticks(list(positions), stages)
+    latency.set_ylabel("ms per query (client side)")
+    latency.set_title("Latency by stage")
+    latency.legend()
+    figure.suptitle(
+        f"{report['dataset']} {report['split']} - {report['engine']} {report['engine_version']}, "
+        f"{report['index_docs']} docs, model {report['model']}"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write(report: Mapping[str, Any], out: Path) -> list[Path]:
+    """Write report.json, report.md and report.png into ``out``; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "report.json", out / "report.md", out / "report.png"]
+    paths[0].write_text(json.dumps(report, indent=2) + "\n")
+    paths[1].write_text(markdown(report))
+    plot(report, paths[2])
+    return paths
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if value < 100 else f"{value:.1f}"
+    return str(value)

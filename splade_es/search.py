@@ -1,0 +1,265 @@
+"""The search client: SPLADE, BM25 and hybrid search, and term-level explanations.
+
+The only module that reads search results. A :class:`Searcher` checks once that the index
+was built with the same model (weights, tokenizer, pooling, key encoding) as its encoder and
+refuses otherwise, unless told to allow a mismatch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from colbert_rerank.fusion import Fusion, fuse
+from splade_es.cluster import Cluster
+from splade_es.encoder import SpladeEncoder
+from splade_es.features import SparseVector, decode_key, lucene_stored
+from splade_es.index_admin import get_index
+from splade_es.mapping import IndexLayout, MappingType, meta_differences, splade_meta
+from splade_es.query import bm25_query, search_body, splade_query, with_filters
+
+logger = logging.getLogger(__name__)
+RRF = Fusion(method="rrf")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result.
+
+    Attributes:
+        id: document ``_id``.
+        score: the engine's score (or the fused score for hybrid search).
+        rank: 1-based position.
+        source: the stored fields returned (the SPLADE field is left out by default).
+        index: the concrete index it came from.
+    """
+
+    id: str
+    score: float
+    rank: int
+    source: Mapping[str, Any]
+    index: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The hit in the shape the official clients return (``_id``, ``_score``...)."""
+        return {"_index": self.index, "_id": self.id, "_score": self.score, "_source": self.source}
+
+
+@dataclass(frozen=True)
+class TermImpact:
+    """One shared term: its contribution to the score is ``query_weight * doc_weight``."""
+
+    token: str
+    query_weight: float
+    doc_weight: float
+
+    @property
+    def contribution(self) -> float:
+        return self.query_weight * self.doc_weight
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a document scored what it did.
+
+    Attributes:
+        id: the document.
+        score: sum of the contributions (what the engine computes, up to float rounding).
+        impacts: shared terms, largest contribution first.
+        query_expansion: query terms that are not tokens of the query text itself.
+        query_terms: the number of query terms.
+    """
+
+    id: str
+    score: float
+    impacts: list[TermImpact]
+    query_expansion: list[str]
+    query_terms: int
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a Searcher reads an index.
+
+    Attributes:
+        index: index or alias to search.
+        source_includes: stored fields to return (``None``: all but the SPLADE field).
+        allow_model_mismatch: search even if the index was built with another model
+            (experts only: scores are then meaningless unless the vocabularies agree).
+    """
+
+    index: str
+    source_includes: Sequence[str] | None = None
+    allow_model_mismatch: bool = False
+
+
+class Searcher:
+    """SPLADE (and BM25, hybrid) search over an index built by splade-es.
+
+    Example:
+        >>> searcher = Searcher(cluster, encoder, SearchConfig(index="scifact"))  # doctest: +SKIP
+        >>> [hit.id for hit in searcher.search("aspirin and heart attacks", k=3)]  # doctest: +SKIP
+    """
+
+    def __init__(self, cluster: Cluster, encoder: SpladeEncoder, config: SearchConfig) -> None:
+        info = get_index(cluster, config.index)
+        if info is None:
+            raise ValueError(
+                f"Index {config.index!r} does not exist on {cluster.engine} {cluster.version}: "
+                "create it with 'splade-es index' or pass the right --index."
+            )
+        if not info.meta:
+            raise ValueError(
+                f"Index {config.index!r} has no _meta.splade_es: it was not built by splade-es, "
+                "so its SPLADE field and model are unknown. Index with 'splade-es index'."
+            )
+        self.cluster = cluster
+        self.encoder = encoder
+        self.config = config
+        self.field: str = info.meta["field"]
+        self.text_fields: list[str] = list(info.meta.get("text_fields", ["title", "text"]))
+        mapping_type = info.mapping_type
+        if mapping_type not in ("rank_features", "sparse_vector"):
+            raise ValueError(
+                f"Index {config.index!r} has no SPLADE field {self.field!r} of type "
+                f"rank_features or sparse_vector (found {mapping_type!r}): re-create it with "
+                "'splade-es index'."
+            )
+        self.mapping_type: MappingType = mapping_type  # type: ignore[assignment]
+        current = splade_meta(
+            model=encoder.config.model,
+            fingerprint=encoder.fingerprint(),
+            pooling=encoder.pooling,
+            max_length=encoder.config.document_max_length,
+            pruning=encoder.config.document_pruning.name,
+            layout=IndexLayout(mapping_type=self.mapping_type, field=self.field),
+        )
+        problems = meta_differences(info.meta, current)
+        if problems:
+            message = (
+                f"Index {config.index!r} was built with model {info.meta.get('model')!r}, not "
+                f"the encoder's {encoder.config.model!r} ({'; '.join(problems)}). Search with "
+                "the model that built the index, or pass --allow-model-mismatch."
+            )
+            if not config.allow_model_mismatch:
+                raise ValueError(message)
+            logger.warning(message)
+        self.index_model = info.meta.get("model")
+
+    # -- searching ----------------------------------------------------------------------------
+
+    def encode_query(self, query: str) -> SparseVector:
+        """The query's term weights (raises if it has none)."""
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"Query {query!r} is empty: pass some words to search for.")
+        vector = self.encoder.encode_queries([query]).vectors[0]
+        if len(vector) == 0:
+            raise ValueError(
+                f"Query {query!r} encodes to no terms after pruning "
+                f"({self.encoder.config.query_pruning.name}): relax the query pruning."
+            )
+        return vector
+
+    def search(
+        self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()
+    ) -> list[Hit]:
+        """Top ``k`` documents by the exact SPLADE dot product."""
+        return self.search_vector(self.encode_query(query), k, filters)
+
+    def search_vector(
+        self, vector: SparseVector, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()
+    ) -> list[Hit]:
+        """Top ``k`` documents for already-encoded query weights."""
+        features = self.encoder.vocabulary.to_features(vector)
+        query = with_filters(splade_query(self.field, features, self.mapping_type), filters)
+        return self._run(query, k)
+
+    def bm25(self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()) -> list[Hit]:
+        """Top ``k`` documents by BM25 over the text fields."""
+        return self._run(with_filters(bm25_query(query, self.text_fields), filters), k)
+
+    def hybrid(
+        self,
+        query: str,
+        k: int = 10,
+        fusion: Fusion = RRF,
+        depth: int = 100,
+        filters: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Hit]:
+        """BM25 and SPLADE fused client-side (server-side RRF needs an Enterprise licence).
+
+        Args:
+            fusion: ``rrf`` or ``weighted`` (``weight`` is SPLADE's share); ``replace``
+                returns SPLADE alone.
+            depth: hits taken from each ranking before fusing.
+        """
+        lexical = self.bm25(query, depth, filters)
+        learned = self.search(query, depth, filters)
+        sources = {h.id: h for h in [*lexical, *learned]}
+        fused = fuse({h.id: h.score for h in lexical}, {h.id: h.score for h in learned}, fusion)
+        ordered = sorted(fused, key=lambda doc_id: -fused[doc_id])[:k]
+        return [
+            Hit(doc_id, fused[doc_id], rank, sources[doc_id].source, sources[doc_id].index)
+            for rank, doc_id in enumerate(ordered, start=1)
+        ]
+
+    def explain(self, query: str, doc_id: str) -> Explanation:
+        """Shared terms of ``query`` and document ``doc_id`` with their contributions."""
+        vector = self.encode_query(query)
+        stored = self.stored_vector(doc_id)
+        common, q_at, d_at = np.intersect1d(vector.ids, stored.ids, return_indices=True)
+        vocabulary = self.encoder.vocabulary
+        impacts = [
+            TermImpact(
+                decode_key(vocabulary.keys[int(term)]),
+                float(vector.weights[qi]),
+                float(stored.weights[di]),
+            )
+            for term, qi, di in zip(common, q_at, d_at, strict=True)
+        ]
+        impacts.sort(key=lambda impact: -impact.contribution)
+        own = set(self.encoder.token_ids(query))
+        expansion = [decode_key(vocabulary.keys[int(i)]) for i in vector.ids if int(i) not in own]
+        return Explanation(
+            id=doc_id,
+            score=float(sum(i.contribution for i in impacts)),
+            impacts=impacts,
+            query_expansion=expansion,
+            query_terms=len(vector),
+        )
+
+    def stored_vector(self, doc_id: str) -> SparseVector:
+        """The document's SPLADE weights as the engine stores them (9-bit precision)."""
+        source: dict[str, Any] = {"includes": [self.field]}
+        if self.cluster.engine == "elasticsearch" and self.cluster.major >= 9:
+            source["exclude_vectors"] = False  # ES 9 leaves sparse_vector out of _source
+        body = {"query": {"ids": {"values": [doc_id]}}, "size": 1, "_source": source}
+        hits = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)["hits"][
+            "hits"
+        ]
+        if not hits:
+            raise ValueError(f"Document {doc_id!r} is not in {self.config.index!r}.")
+        features = hits[0].get("_source", {}).get(self.field)
+        if not isinstance(features, Mapping):
+            raise ValueError(
+                f"Document {doc_id!r} has no {self.field!r} features in {self.config.index!r}."
+            )
+        vector = self.encoder.vocabulary.from_features(features)
+        return SparseVector(vector.ids, lucene_stored(vector.weights))
+
+    def _run(self, query: Mapping[str, Any], k: int) -> list[Hit]:
+        source: Any = (
+            list(self.config.source_includes)
+            if self.config.source_includes is not None
+            else {"excludes": [self.field]}
+        )
+        body = search_body(query, k, source)
+        result = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)
+        return [
+            Hit(h["_id"], float(h["_score"]), rank, h.get("_source", {}), h["_index"])
+            for rank, h in enumerate(result["hits"]["hits"], start=1)
+        ]
