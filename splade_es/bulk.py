@@ -452,9 +452,10 @@ class _Writer:
         last_error = ""
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.config.max_attempts),
-            wait=tenacity.wait_exponential_jitter(
-                initial=self.config.initial_backoff_s, max=self.config.max_backoff_s
-            ),
+            wait=tenacity.wait_exponential(
+                multiplier=self.config.initial_backoff_s, max=self.config.max_backoff_s
+            )
+            + tenacity.wait_random(0, self.config.initial_backoff_s),
             retry=tenacity.retry_if_exception_type(_Transient),
             sleep=self.sleep,
             reraise=True,

