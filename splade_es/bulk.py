@@ -375,7 +375,7 @@ class _Producer:
                 "_id": document.id,
                 "_source": source,
             }
-            size = len(json.dumps(source, ensure_ascii=False).encode()) + len(document.id) + 64
+            size = _estimated_bytes(source) + len(document.id) + 64
             out.append(_Encoded(document, action, size))
         return out
 
@@ -397,6 +397,20 @@ class _Producer:
 
 
 _SKIPPED = Failure("", "skipped", None, "", "")
+
+
+def _estimated_bytes(value: Any) -> int:
+    """Serialised JSON size, estimated without serialising (chunk_bytes is a soft limit).
+
+    Strings count their UTF-8 length plus quotes; numbers 12 bytes; containers their parts.
+    """
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass")) + 2
+    if isinstance(value, dict):
+        return 2 + sum(len(str(k)) + 4 + _estimated_bytes(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return 2 + sum(_estimated_bytes(v) + 1 for v in value)
+    return 12
 
 
 class _Writer:

@@ -12,38 +12,34 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.rerank import RerankConfig, Reranker
 from splade_es import __version__
 from splade_es.beir import load_qrels, load_queries
 from splade_es.bulk import BulkConfig, index_documents
 from splade_es.cluster import Cluster
+from splade_es.colbert_index import ColbertStorage, open_reranker, prepare_embeddings
 from splade_es.corpus import Document, Limits, Rejected, read_beir
 from splade_es.encoder import SpladeEncoder
 from splade_es.features import SparseVector, lucene_stored
 from splade_es.index_admin import (
     check_index_name,
-    ensure_index,
     index_stats,
     resolve_mapping_type,
 )
-from splade_es.mapping import IndexLayout, index_body, splade_meta
 from splade_es.metrics import percentiles_ms, retrieval_metrics, same_top_k, subset_queries
-from splade_es.representation import SpladeFields
+from splade_es.representation import SpladeFields, prepare_index
 from splade_es.search import Hit, SearchConfig, Searcher
 
 logger = logging.getLogger(__name__)
 
-# A stage maps a query text to hits; extra stages (reranking) are added by name.
-StageFactory = Callable[[Searcher, int], Callable[[str], list[Hit]]]
-STAGES: dict[str, StageFactory] = {
-    "bm25": lambda searcher, k: lambda text: searcher.bm25(text, k),
-    "splade": lambda searcher, k: lambda text: searcher.search(text, k),
-}
+STAGES = ("bm25", "splade", "splade+colbert", "bm25+colbert")
 
 
 @dataclass(frozen=True)
@@ -53,13 +49,16 @@ class EvalConfig:
     Attributes:
         dataset: BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
         split: qrels split.
-        stages: stage names, in report order.
+        stages: stage names, in report order (``bm25``, ``splade``, ``splade+colbert``,
+            ``bm25+colbert``).
         depth: hits retrieved per query (Recall@100 needs 100).
+        rerank_k: first-stage hits rescored by ColBERT in the ``+colbert`` stages.
         max_queries: evaluate only the first N judged queries (CI-sized runs).
         max_docs: index only the documents judged for those queries plus others up to N.
-        index: index name (default: derived from dataset, subset, mapping type and model).
+        index: index name (default: derived from dataset, subset, mapping type and models).
         mapping_type: ``auto``, ``rank_features`` or ``sparse_vector``.
         check_exact: add the in-memory exact ranking parity block.
+        storage: how ColBERT embeddings are stored (when a ``+colbert`` stage is asked for).
         progress: progress bars.
     """
 
@@ -67,11 +66,13 @@ class EvalConfig:
     split: str = "test"
     stages: tuple[str, ...] = ("bm25", "splade")
     depth: int = 100
+    rerank_k: int = 100
     max_queries: int | None = None
     max_docs: int | None = None
     index: str | None = None
     mapping_type: str = "auto"
     check_exact: bool = False
+    storage: ColbertStorage = field(default_factory=ColbertStorage)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -80,14 +81,28 @@ class EvalConfig:
             raise ValueError(
                 f"Unknown stages {unknown or '(none given)'}: choose from {', '.join(STAGES)}."
             )
-        for name in ("max_queries", "max_docs"):
+        for name in ("max_queries", "max_docs", "rerank_k", "depth"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name}={value!r}: expected a positive integer.")
 
+    @property
+    def reranks(self) -> bool:
+        return any(stage.endswith("+colbert") for stage in self.stages)
 
-def evaluate(cluster: Cluster, encoder: SpladeEncoder, config: EvalConfig) -> dict[str, Any]:
-    """Run the evaluation and return the ``report.json`` content."""
+
+def evaluate(
+    cluster: Cluster,
+    encoder: SpladeEncoder,
+    config: EvalConfig,
+    colbert: ColbertEncoder | None = None,
+) -> dict[str, Any]:
+    """Run the evaluation and return the ``report.json`` content.
+
+    ``colbert`` is required for the ``+colbert`` stages.
+    """
+    if config.reranks and colbert is None:
+        raise ValueError("The +colbert stages need a ColBERT encoder (--colbert-model).")
     qrels_all = load_qrels(config.dataset, config.split)
     query_ids = subset_queries(
         {q: d for q, d in qrels_all.items() if any(v > 0 for v in d.values())}, config.max_queries
@@ -103,25 +118,36 @@ def evaluate(cluster: Cluster, encoder: SpladeEncoder, config: EvalConfig) -> di
     documents = _select_documents(config, qrels)
 
     mapping_type = resolve_mapping_type(cluster, config.mapping_type)  # type: ignore[arg-type]
-    layout = IndexLayout(mapping_type=mapping_type)
-    meta = splade_meta(
-        model=encoder.config.model,
-        fingerprint=encoder.fingerprint(),
-        pooling=encoder.pooling,
-        max_length=encoder.config.document_max_length,
-        pruning=encoder.config.document_pruning.name,
-        layout=layout,
-    )
-    index = config.index or _default_index(config, mapping_type, meta["weights_sha256"])
+    tag = encoder.fingerprint()["weights_sha256"][:8]
+    if config.reranks and colbert is not None:
+        tag += f"-{colbert.fingerprint()['weights_sha256'][:6]}-{config.storage.codec}"
+        if config.storage.codec == "residual":
+            tag += f"{config.storage.bits}"
+    index = config.index or _default_index(config, mapping_type, tag)
     check_index_name(index)
-    ensure_index(cluster, index, index_body(layout, meta))
+    representations: list[Any] = [SpladeFields(encoder)]
+    extra_properties: dict[str, Any] = {}
+    extra_meta: dict[str, Any] = {}
+    if config.reranks and colbert is not None:
+        fields, extra_properties, extra_meta = prepare_embeddings(
+            cluster, index, colbert, config.storage, documents[: config.storage.sample_documents]
+        )
+        representations.append(fields)
+    prepare_index(
+        cluster,
+        encoder,
+        index,
+        mapping_type,
+        extra_properties=extra_properties,
+        extra_meta=extra_meta,
+    )
     count, _ = index_stats(cluster, index)
     indexing: dict[str, Any] = {"reused": count == len(documents)}
     if count != len(documents):
         report = index_documents(
             cluster,
             documents,
-            [SpladeFields(encoder)],
+            representations,
             BulkConfig(index=index, progress=config.progress),
             total=len(documents),
         )
@@ -134,6 +160,10 @@ def evaluate(cluster: Cluster, encoder: SpladeEncoder, config: EvalConfig) -> di
                 ),
             }
         )
+        if report.counters.get("colbert_tokens"):
+            indexing["colbert_bytes_per_token"] = round(
+                report.counters["colbert_bytes"] / report.counters["colbert_tokens"], 2
+            )
     docs, size = index_stats(cluster, index)
     searcher = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[]))
     result: dict[str, Any] = {
@@ -150,25 +180,81 @@ def evaluate(cluster: Cluster, encoder: SpladeEncoder, config: EvalConfig) -> di
         "indexing": indexing,
         "stages": {},
     }
+    reranker = None
+    if config.reranks and colbert is not None:
+        result["colbert_model"] = colbert.config.model
+        result["colbert_codec"] = config.storage.codec
+        field_name = config.storage.field
+        embedded = Searcher(
+            cluster, encoder, SearchConfig(index=index, source_includes=[field_name])
+        )
+        reranker = open_reranker(cluster, index, colbert, RerankConfig(field=field_name))
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for stage in config.stages:
-        search = STAGES[stage](searcher, config.depth)
+        extra: dict[str, Any] = {}
+        if stage.endswith("+colbert") and reranker is not None:
+            first = embedded.search if stage.startswith("splade") else embedded.bm25
+            search = _reranked(first, reranker, config.rerank_k, extra)
+        elif stage == "bm25":
+            search = _plain(searcher.bm25, config.depth)
+        else:
+            search = _plain(searcher.search, config.depth)
         run, latencies = _run_stage(stage, search, queries, config.progress)
         runs[stage] = run
         result["stages"][stage] = {
             **retrieval_metrics(qrels, run),
             **percentiles_ms(latencies),
             "num_queries": len(run),
+            **_summarise(extra),
         }
     if config.check_exact:
         engine_run = (
             runs.get("splade")
             or _run_stage(
-                "splade", STAGES["splade"](searcher, config.depth), queries, config.progress
+                "splade", _plain(searcher.search, config.depth), queries, config.progress
             )[0]
         )
         result["parity"] = exact_parity(encoder, documents, queries, qrels, engine_run)
     return result
+
+
+def _plain(search: Callable[[str, int], list[Hit]], depth: int) -> Callable[[str], list[Hit]]:
+    return lambda text: search(text, depth)
+
+
+def _reranked(
+    first: Callable[[str, int], list[Hit]],
+    reranker: Reranker,
+    rerank_k: int,
+    timings: dict[str, Any],
+) -> Callable[[str], list[Hit]]:
+    timings.update({"rerank_k": rerank_k, "encode_ms": [], "rerank_ms": []})
+
+    def run(text: str) -> list[Hit]:
+        hits = first(text, rerank_k)
+        result = reranker.rerank(text, [h.as_dict() for h in hits])
+        stats = result.stats
+        timings["encode_ms"].append(stats.encode_ms)
+        timings["rerank_ms"].append(stats.fetch_ms + stats.decode_ms + stats.maxsim_ms)
+        return [
+            Hit(h["_id"], float(h["_score"]), rank, {}, h["_index"])
+            for rank, h in enumerate(result.hits, start=1)
+        ]
+
+    return run
+
+
+def _summarise(extra: dict[str, Any]) -> dict[str, Any]:
+    if not extra:
+        return {}
+    encode = percentiles_ms(extra["encode_ms"])
+    rerank = percentiles_ms(extra["rerank_ms"])
+    return {
+        "rerank_k": extra["rerank_k"],
+        "colbert_query_encode_ms_p50": encode["latency_ms_p50"],
+        "rerank_ms_p50": rerank["latency_ms_p50"],
+        "rerank_ms_p95": rerank["latency_ms_p95"],
+    }
 
 
 def _default_index(config: EvalConfig, mapping_type: str, weights_hash: str) -> str:

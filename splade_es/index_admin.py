@@ -42,11 +42,19 @@ def check_index_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class IndexInfo:
-    """An existing index (or the index an alias points to)."""
+    """An existing index (or the index an alias points to).
+
+    Attributes:
+        name: the concrete index.
+        meta: its ``_meta.splade_es`` block (empty if splade-es did not create it).
+        mapping_type: the type of the SPLADE field.
+        all_meta: the whole ``_meta`` (other blocks, e.g. ``colbert_rerank``).
+    """
 
     name: str
     meta: Mapping[str, Any]
     mapping_type: str | None
+    all_meta: Mapping[str, Any]
 
 
 def resolve_mapping_type(
@@ -81,10 +89,11 @@ def get_index(cluster: Cluster, name: str) -> IndexInfo | None:
         )
     concrete, body = next(iter(mappings.items()))
     mapping = body.get("mappings", {})
-    meta = mapping.get("_meta", {}).get(META_KEY, {})
+    all_meta = mapping.get("_meta", {})
+    meta = all_meta.get(META_KEY, {})
     field = meta.get("field")
     field_type = mapping.get("properties", {}).get(field, {}).get("type") if field else None
-    return IndexInfo(name=concrete, meta=meta, mapping_type=field_type)
+    return IndexInfo(name=concrete, meta=meta, mapping_type=field_type, all_meta=all_meta)
 
 
 def ensure_index(
@@ -119,6 +128,10 @@ def ensure_index(
     for key in ("mapping_type", "field"):
         if existing.meta.get(key) != wanted.get(key):
             problems.append(f"{key}: index has {existing.meta.get(key)!r}, wanted {wanted[key]!r}")
+    wanted_all = body["mappings"]["_meta"]
+    for key in sorted(set(wanted_all) | set(existing.all_meta)):
+        if key != META_KEY and wanted_all.get(key) != existing.all_meta.get(key):
+            problems.append(f"_meta.{key} differs (stored embeddings settings or model)")
     if problems:
         raise IndexMismatchError(
             f"Index {name!r} was built differently ({'; '.join(problems)}). Index into a new "

@@ -90,8 +90,11 @@ def splade_meta(
     }
 
 
-def index_body(layout: IndexLayout, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``PUT /<index>`` body for ``layout`` carrying ``meta``."""
+def index_body(
+    layout: IndexLayout, meta: Mapping[str, Any], extra_meta: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``PUT /<index>`` body for ``layout`` carrying ``meta`` (and other ``_meta`` blocks,
+    e.g. ``colbert_rerank`` for stored token embeddings)."""
     body = copy.deepcopy(template(layout.mapping_type))
     properties: dict[str, Any] = body["mappings"]["properties"]
     splade = properties.pop("splade")
@@ -105,7 +108,7 @@ def index_body(layout: IndexLayout, meta: Mapping[str, Any]) -> dict[str, Any]:
         if name in properties:
             raise ValueError(f"extra field {name!r} clashes with a SPLADE index field.")
         properties[name] = dict(spec)
-    body["mappings"]["_meta"] = {META_KEY: dict(meta)}
+    body["mappings"]["_meta"] = {**dict(extra_meta or {}), META_KEY: dict(meta)}
     settings = body.setdefault("settings", {}).setdefault("index", {})
     if layout.shards is not None:
         settings["number_of_shards"] = layout.shards

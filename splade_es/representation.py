@@ -1,12 +1,16 @@
-"""The SPLADE field of each document, for the bulk pipeline."""
+"""The SPLADE field of each document: what the bulk pipeline stores, and the index it needs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from splade_es.bulk import FieldBatch
+from splade_es.cluster import Cluster
 from splade_es.corpus import Document
 from splade_es.encoder import SpladeEncoder
+from splade_es.index_admin import ensure_index, resolve_mapping_type
+from splade_es.mapping import IndexLayout, index_body, splade_meta
 
 
 class SpladeFields:
@@ -34,3 +38,44 @@ class SpladeFields:
                 "empty_vectors": sum(1 for v in batch.vectors if len(v) == 0),
             },
         )
+
+
+def encoder_meta(encoder: SpladeEncoder, layout: IndexLayout) -> dict[str, Any]:
+    """The ``_meta`` record describing ``encoder`` for an index of ``layout``."""
+    return splade_meta(
+        model=encoder.config.model,
+        fingerprint=encoder.fingerprint(),
+        pooling=encoder.pooling,
+        max_length=encoder.config.document_max_length,
+        pruning=encoder.config.document_pruning.name,
+        layout=layout,
+    )
+
+
+def prepare_index(
+    cluster: Cluster,
+    encoder: SpladeEncoder,
+    index: str,
+    mapping_type: Literal["auto", "rank_features", "sparse_vector"] = "auto",
+    shards: int | None = None,
+    replicas: int | None = None,
+    extra_properties: Mapping[str, Any] | None = None,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> tuple[IndexLayout, Literal["created", "exists"]]:
+    """Create the SPLADE index for ``encoder`` (or accept an identical existing one).
+
+    ``extra_properties``/``extra_meta`` add fields and ``_meta`` blocks (stored token
+    embeddings use them).
+
+    Example:
+        >>> layout, state = prepare_index(cluster, encoder, "docs")  # doctest: +SKIP
+    """
+    layout = IndexLayout(
+        mapping_type=resolve_mapping_type(cluster, mapping_type),
+        shards=shards,
+        replicas=replicas,
+        extra_properties=dict(extra_properties or {}),
+    )
+    body = index_body(layout, encoder_meta(encoder, layout), extra_meta)
+    state = ensure_index(cluster, index, body)
+    return layout, state

@@ -19,8 +19,9 @@ from splade_es.cluster import Cluster
 from splade_es.encoder import SpladeEncoder
 from splade_es.features import SparseVector, decode_key, lucene_stored
 from splade_es.index_admin import get_index
-from splade_es.mapping import IndexLayout, MappingType, meta_differences, splade_meta
+from splade_es.mapping import IndexLayout, MappingType, meta_differences
 from splade_es.query import bm25_query, search_body, splade_query, with_filters
+from splade_es.representation import encoder_meta
 
 logger = logging.getLogger(__name__)
 RRF = Fusion(method="rrf")
@@ -90,11 +91,14 @@ class SearchConfig:
         source_includes: stored fields to return (``None``: all but the SPLADE field).
         allow_model_mismatch: search even if the index was built with another model
             (experts only: scores are then meaningless unless the vocabularies agree).
+        include_embeddings: return the stored ColBERT token embeddings in ``_source`` (for
+            reranking); left out otherwise.
     """
 
     index: str
     source_includes: Sequence[str] | None = None
     allow_model_mismatch: bool = False
+    include_embeddings: bool = False
 
 
 class Searcher:
@@ -130,13 +134,8 @@ class Searcher:
                 "'splade-es index'."
             )
         self.mapping_type: MappingType = mapping_type  # type: ignore[assignment]
-        current = splade_meta(
-            model=encoder.config.model,
-            fingerprint=encoder.fingerprint(),
-            pooling=encoder.pooling,
-            max_length=encoder.config.document_max_length,
-            pruning=encoder.config.document_pruning.name,
-            layout=IndexLayout(mapping_type=self.mapping_type, field=self.field),
+        current = encoder_meta(
+            encoder, IndexLayout(mapping_type=self.mapping_type, field=self.field)
         )
         problems = meta_differences(info.meta, current)
         if problems:
@@ -149,6 +148,9 @@ class Searcher:
                 raise ValueError(message)
             logger.warning(message)
         self.index_model = info.meta.get("model")
+        colbert = info.all_meta.get("colbert_rerank", {})
+        self.embeddings_field: str | None = colbert.get("field")
+        self.colbert_model: str | None = colbert.get("model")
 
     # -- searching ----------------------------------------------------------------------------
 
@@ -252,10 +254,13 @@ class Searcher:
         return SparseVector(vector.ids, lucene_stored(vector.weights))
 
     def _run(self, query: Mapping[str, Any], k: int) -> list[Hit]:
+        excludes = [self.field]
+        if self.embeddings_field and not self.config.include_embeddings:
+            excludes.append(self.embeddings_field)
         source: Any = (
             list(self.config.source_includes)
             if self.config.source_includes is not None
-            else {"excludes": [self.field]}
+            else {"excludes": excludes}
         )
         body = search_body(query, k, source)
         result = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)

@@ -218,3 +218,11 @@ def splade_encoder():
     from splade_es.encoder import EncoderConfig, SpladeEncoder
 
     return SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def colbert_encoder():
+    """The zero-shot late-interaction default (all-MiniLM-L6-v2 token embeddings), on CPU."""
+    from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
+
+    return ColbertEncoder(ColbertConfig(device="cpu"))

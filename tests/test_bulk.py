@@ -10,24 +10,14 @@ from faults import Fault, inject
 from splade_es.bulk import BulkConfig, BulkFailedError, index_documents
 from splade_es.cluster import ClusterUnavailableError
 from splade_es.corpus import Document, FieldNames, Limits, from_records
-from splade_es.index_admin import ensure_index, index_stats, resolve_mapping_type
-from splade_es.mapping import IndexLayout, index_body, splade_meta
-from splade_es.representation import SpladeFields
+from splade_es.index_admin import index_stats
+from splade_es.representation import SpladeFields, prepare_index
 
 NO_WAIT = {"sleep": lambda seconds: None}
 
 
 def make_index(cluster, encoder, name):
-    layout = IndexLayout(mapping_type=resolve_mapping_type(cluster, "auto"))
-    meta = splade_meta(
-        model="splade-tiny",
-        fingerprint=encoder.fingerprint(),
-        pooling=encoder.pooling,
-        max_length=encoder.config.document_max_length,
-        pruning="none",
-        layout=layout,
-    )
-    ensure_index(cluster, name, index_body(layout, meta))
+    prepare_index(cluster, encoder, name)
     return name
 
 

@@ -15,27 +15,17 @@ from splade_es.index_admin import (
     check_index_name,
     ensure_index,
     get_index,
-    resolve_mapping_type,
     swap_alias,
 )
-from splade_es.mapping import IndexLayout, index_body, splade_meta
-from splade_es.representation import SpladeFields
+from splade_es.mapping import IndexLayout, index_body
+from splade_es.representation import SpladeFields, prepare_index
 from splade_es.search import SearchConfig, Searcher
 
 
 def build(cluster, encoder, name, records=DOCS, mapping_type="auto", keep=()):
     from splade_es.corpus import FieldNames
 
-    layout = IndexLayout(mapping_type=resolve_mapping_type(cluster, mapping_type))
-    meta = splade_meta(
-        model=encoder.config.model,
-        fingerprint=encoder.fingerprint(),
-        pooling=encoder.pooling,
-        max_length=encoder.config.document_max_length,
-        pruning=encoder.config.document_pruning.name,
-        layout=layout,
-    )
-    ensure_index(cluster, name, index_body(layout, meta))
+    prepare_index(cluster, encoder, name, mapping_type)
     index_documents(
         cluster,
         from_records(records, FieldNames(keep=keep)),

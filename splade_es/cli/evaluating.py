@@ -7,9 +7,12 @@ from typing import Any
 
 import click
 
+from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig
 from splade_es import report as reports
+from splade_es.cli.colbert import build_colbert
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
+from splade_es.colbert_index import ColbertStorage
 from splade_es.evaluation import STAGES, EvalConfig, evaluate
 
 
@@ -36,11 +39,33 @@ from splade_es.evaluation import STAGES, EvalConfig, evaluate
     default="auto",
     show_default=True,
 )
+@click.option(
+    "--rerank-k", type=int, default=100, show_default=True, help="Hits rescored by ColBERT."
+)
+@click.option(
+    "--colbert-model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Late-interaction model for the +colbert stages.",
+)
+@click.option(
+    "--codec",
+    type=click.Choice(["residual", "int8", "float16"]),
+    default="residual",
+    show_default=True,
+    help="How token embeddings are stored for the +colbert stages.",
+)
+@click.option("--bits", type=click.Choice(["1", "2"]), default="2", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @encoder_options()
 @cluster_options
 def eval_command(dataset: Path, out: Path, **params: Any) -> None:
-    """Index (or reuse) a BEIR corpus, run the stages, write report.json/.md/.png."""
+    """Index (or reuse) a BEIR corpus, run the stages, write report.json/.md/.png.
+
+    Stages: bm25, splade, splade+colbert, bm25+colbert (the last two rerank the first
+    --rerank-k hits with ColBERT MaxSim over embeddings stored in the index).
+    """
+    colbert_model = params.pop("colbert_model")
     config = EvalConfig(
         dataset=dataset,
         split=params.pop("split"),
@@ -50,11 +75,16 @@ def eval_command(dataset: Path, out: Path, **params: Any) -> None:
         index=params.pop("index"),
         mapping_type=params.pop("mapping_type"),
         check_exact=params.pop("check_exact"),
+        rerank_k=params.pop("rerank_k"),
+        storage=ColbertStorage(codec=params.pop("codec"), bits=int(params.pop("bits"))),
         progress=not params.pop("no_progress"),
     )
     cluster = open_cluster(params)
     encoder = build_encoder(encoder_config(params))
-    result = evaluate(cluster, encoder, config)
+    colbert = None
+    if config.reranks:
+        colbert = build_colbert(ColbertConfig(model=colbert_model, device=encoder.config.device))
+    result = evaluate(cluster, encoder, config, colbert)
     paths = reports.write(result, out)
     click.echo(reports.markdown(result))
     click.echo("wrote " + ", ".join(str(p) for p in paths))

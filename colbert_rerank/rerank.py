@@ -1,0 +1,308 @@
+"""The rerank hook: rescore first-stage hits by MaxSim over their stored token embeddings.
+
+Takes plain hits, as the ``elasticsearch`` and ``opensearch-py`` clients return them (dicts
+with ``_id``, ``_score`` and ``_source``), or ``(id, score)`` pairs with embeddings given
+separately, and returns new hit dicts reordered by the fused score. Nothing here knows about
+splade_es: it drops into any search app.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from colbert_rerank.codecs import Codec, CodecError
+from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.fusion import Fusion, fuse
+from colbert_rerank.maxsim import PackedDocuments, align, maxsim
+
+logger = logging.getLogger(__name__)
+
+# ids -> {id: blob} for hits whose embeddings are not in their _source (e.g. an mget).
+Fetcher = Callable[[Sequence[str]], Mapping[str, bytes | str]]
+HitLike = Mapping[str, Any] | tuple[str, float]
+
+
+class RerankError(ValueError):
+    """A hit cannot be reranked (no or bad stored embeddings) and the policy is ``error``."""
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """How to rerank.
+
+    Attributes:
+        field: the ``_source`` field holding the encoded token embeddings.
+        top_k: rerank only the first ``top_k`` hits (``None``: all). The others follow in
+            their first-stage order. A ``top_k`` larger than the hit list reranks them all.
+        fusion: how the first-stage and MaxSim scores combine (``replace`` by default).
+        on_missing: a hit without usable embeddings (absent even after the fetch, or corrupt):
+            ``error`` raises :class:`RerankError`; ``first_stage`` places it after the
+            reranked hits in first-stage order and counts it.
+        device: where MaxSim runs (``None``: the encoder's device).
+    """
+
+    field: str = "colbert"
+    top_k: int | None = None
+    fusion: Fusion = dataclasses.field(default_factory=Fusion)
+    on_missing: Literal["error", "first_stage"] = "error"
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise ValueError(f"top_k={self.top_k!r}: expected a positive integer or None.")
+        if self.on_missing not in ("error", "first_stage"):
+            raise ValueError(f"on_missing={self.on_missing!r}: expected error or first_stage.")
+
+
+@dataclass(frozen=True)
+class RerankStats:
+    """What one rerank call did, with timings in milliseconds."""
+
+    reranked: int
+    fetched: int
+    unusable: dict[str, str]
+    encode_ms: float
+    fetch_ms: float
+    decode_ms: float
+    maxsim_ms: float
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """Reranked hits (new dicts: ``_score`` is the final score, ``_first_stage_score`` and
+    ``_colbert_score`` are kept), and the stats."""
+
+    hits: list[dict[str, Any]]
+    stats: RerankStats
+
+
+@dataclass(frozen=True)
+class TokenMatch:
+    """One query token, the document token it matched, and its MaxSim contribution."""
+
+    query_token: str
+    document_token: str
+    document_position: int
+    contribution: float
+
+
+class Reranker:
+    """MaxSim reranking with a token encoder and the codec the index was written with.
+
+    Args:
+        encoder: encodes the query (the same model that encoded the documents).
+        codec: decodes stored embeddings.
+        config: field, top_k, fusion, missing-embedding policy.
+        fetch: called with the ids of hits whose ``_source`` lacks the field.
+
+    Safe to share across threads: it keeps no per-call state.
+
+    Example:
+        >>> reranker = Reranker(encoder, Codec("float16", encoder.dim))  # doctest: +SKIP
+        >>> result = reranker.rerank("aspirin and heart attacks", es_response["hits"]["hits"])
+    """
+
+    def __init__(
+        self,
+        encoder: ColbertEncoder,
+        codec: Codec,
+        config: RerankConfig | None = None,
+        fetch: Fetcher | None = None,
+    ) -> None:
+        if codec.dim != encoder.dim:
+            raise ValueError(
+                f"The codec stores {codec.dim}-dim embeddings but the encoder makes {encoder.dim}: "
+                "use the model the index was built with."
+            )
+        self.encoder = encoder
+        self.codec = codec
+        self.config = config or RerankConfig()
+        self.fetch = fetch
+        device = self.config.device
+        self.device = torch.device(device) if device else encoder.model.device
+
+    def rerank(
+        self,
+        query: str,
+        hits: Sequence[HitLike],
+        embeddings: Mapping[str, bytes | str | np.ndarray] | None = None,
+    ) -> RerankResult:
+        """Rescore and reorder ``hits`` for ``query``.
+
+        Args:
+            query: the query text.
+            hits: hit dicts (``_id``, ``_score``, ``_source``) or ``(id, score)`` pairs.
+            embeddings: embeddings by id for hits that do not carry them: blobs (bytes or
+                base64 text) or ``[tokens, dim]`` arrays.
+
+        Raises:
+            RerankError: a hit has no usable embeddings and ``on_missing`` is ``error``.
+            ValueError: empty query, malformed hits, duplicate ids.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"Query {query!r} is empty: pass the text that found the hits.")
+        records = [_normalise(hit, position) for position, hit in enumerate(hits)]
+        ids = [record["_id"] for record in records]
+        if len(set(ids)) != len(ids):
+            duplicates = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"Hits repeat ids {duplicates[:5]}: pass each document once.")
+        limit = len(records) if self.config.top_k is None else min(self.config.top_k, len(records))
+        head, tail = records[:limit], records[limit:]
+
+        started = time.perf_counter()
+        query_vectors = torch.from_numpy(self.encoder.encode_queries([query])[0]).to(self.device)
+        encode_ms = (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        raw: dict[str, Any] = {}
+        for record in head:
+            stored = record.get("_source", {}).get(self.config.field)
+            if stored is not None:
+                raw[record["_id"]] = stored
+            elif embeddings is not None and record["_id"] in embeddings:
+                raw[record["_id"]] = embeddings[record["_id"]]
+        missing = [record["_id"] for record in head if record["_id"] not in raw]
+        fetched = 0
+        if missing and self.fetch is not None:
+            got = self.fetch(missing)
+            fetched = len(got)
+            raw.update({doc_id: blob for doc_id, blob in got.items() if doc_id in set(missing)})
+        fetch_ms = (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        decoded: dict[str, torch.Tensor] = {}
+        unusable: dict[str, str] = {}
+        for record in head:
+            doc_id = record["_id"]
+            if doc_id not in raw:
+                unusable[doc_id] = f"no {self.config.field!r} embeddings in the hit or the fetch"
+                continue
+            try:
+                decoded[doc_id] = torch.from_numpy(self._decode(raw[doc_id]))
+            except CodecError as error:
+                unusable[doc_id] = f"stored embeddings unreadable: {error}"
+        decode_ms = (time.perf_counter() - started) * 1000
+        if unusable and self.config.on_missing == "error":
+            sample = "; ".join(f"{k}: {v}" for k, v in list(unusable.items())[:3])
+            raise RerankError(
+                f"{len(unusable)} hit(s) cannot be reranked ({sample}). Index the embeddings, pass "
+                "a fetch function, or use on_missing='first_stage'."
+            )
+
+        started = time.perf_counter()
+        usable = [record for record in head if record["_id"] in decoded]
+        scores: dict[str, float] = {}
+        if usable:
+            packed = PackedDocuments.pack([decoded[r["_id"]] for r in usable])
+            values = maxsim(query_vectors, _to(packed, self.device)).cpu().tolist()
+            scores = {r["_id"]: float(v) for r, v in zip(usable, values, strict=True)}
+        maxsim_ms = (time.perf_counter() - started) * 1000
+
+        first = {r["_id"]: float(r.get("_score") or 0.0) for r in usable}
+        final = fuse(first, scores, self.config.fusion)
+        ordered = sorted(usable, key=lambda r: -final[r["_id"]])
+        out = []
+        for record in ordered:
+            hit = dict(record)
+            hit["_first_stage_score"] = first[record["_id"]]
+            hit["_colbert_score"] = scores[record["_id"]]
+            hit["_score"] = final[record["_id"]]
+            out.append(hit)
+        for record in [r for r in head if r["_id"] in unusable] + tail:
+            hit = dict(record)
+            hit["_first_stage_score"] = record.get("_score")
+            hit["_colbert_score"] = None
+            out.append(hit)
+        stats = RerankStats(
+            len(usable), fetched, unusable, encode_ms, fetch_ms, decode_ms, maxsim_ms
+        )
+        return RerankResult(out, stats)
+
+    def explain(
+        self, query: str, document_text: str, stored: bytes | str | np.ndarray
+    ) -> list[TokenMatch]:
+        """Each query token with the stored document token it matched, and its contribution.
+
+        The document's token labels come from encoding ``document_text`` again (the text the
+        embeddings were made from); the similarities come from the stored embeddings.
+
+        Raises:
+            RerankError: the text does not give the stored number of tokens (another text,
+                model or token cap).
+        """
+        vectors = torch.from_numpy(self._decode(stored))
+        fresh = self.encoder.encode_documents([document_text])
+        labels = self.encoder.tokens(fresh.token_ids[0])
+        if len(labels) != vectors.shape[0]:
+            raise RerankError(
+                f"The text gives {len(labels)} document tokens but {vectors.shape[0]} are stored: "
+                "pass the exact text that was indexed (title and text as encoded)."
+            )
+        query_vectors = self.encoder.encode_queries([query])[0]
+        query_labels = self._query_tokens(query, query_vectors.shape[0])
+        matches = align(torch.from_numpy(query_vectors), vectors)
+        return [
+            TokenMatch(
+                query_labels[m.query_position],
+                labels[m.document_position],
+                m.document_position,
+                m.similarity,
+            )
+            for m in matches
+        ]
+
+    def _query_tokens(self, query: str, count: int) -> list[str]:
+        outputs: Any = self.encoder.model.encode_query([query], output_value=None)
+        ids = outputs[0]["input_ids"][outputs[0]["attention_mask"].bool()].tolist()
+        labels = self.encoder.tokens(np.asarray(ids, dtype=np.int64))
+        return labels if len(labels) == count else [f"q{i}" for i in range(count)]
+
+    def _decode(self, value: bytes | str | np.ndarray) -> np.ndarray:
+        if isinstance(value, np.ndarray):
+            if value.ndim != 2 or value.shape[1] != self.codec.dim:
+                raise CodecError(
+                    f"array of shape {value.shape}, expected [tokens, {self.codec.dim}]"
+                )
+            return value.astype(np.float32)
+        if isinstance(value, str):
+            try:
+                value = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError) as error:
+                raise CodecError(f"stored value is not base64 ({error})") from error
+        if not isinstance(value, bytes | bytearray):
+            raise CodecError(f"stored value is {type(value).__name__}, not bytes or base64 text")
+        decoded = self.codec.decode(bytes(value))
+        if decoded.shape[0] == 0:
+            raise CodecError("stored embeddings have no tokens")
+        return decoded
+
+
+def _to(packed: PackedDocuments, device: torch.device) -> PackedDocuments:
+    return PackedDocuments(packed.embeddings.to(device), packed.lengths.to(device))
+
+
+def _normalise(hit: HitLike, position: int) -> dict[str, Any]:
+    if isinstance(hit, tuple):
+        if len(hit) != 2:
+            raise ValueError(f"Hit {position} is a tuple of {len(hit)}: expected (id, score).")
+        doc_id, score = hit
+        return {"_id": str(doc_id), "_score": float(score), "_source": {}}
+    if not isinstance(hit, Mapping) or "_id" not in hit:
+        raise ValueError(
+            f"Hit {position} is {type(hit).__name__} without '_id': pass the hits as the client "
+            "returns them (response['hits']['hits']) or (id, score) pairs."
+        )
+    record = dict(hit)
+    source = record.get("_source")
+    record["_source"] = source if isinstance(source, Mapping) else {}
+    return record
