@@ -8,6 +8,7 @@ dimensions. Serialised with safetensors (never pickle), identified by the SHA-25
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class Codebook:
         centroids: ``[k, dim]`` float32, unit norm.
         cutoffs: ``[2**bits - 1]`` ascending residual thresholds.
         values: ``[2**bits]`` residual value of each bucket.
-        bits: bits per residual dimension (1 or 2, up to 8).
+        bits: bits per residual dimension (1, 2, 4 or 8).
     """
 
     centroids: npt.NDArray[np.float32]
@@ -36,8 +37,8 @@ class Codebook:
     bits: int
 
     def __post_init__(self) -> None:
-        if not 1 <= self.bits <= 8:
-            raise ValueError(f"bits={self.bits!r}: expected 1 to 8.")
+        if self.bits not in (1, 2, 4, 8):
+            raise ValueError(f"bits={self.bits!r}: expected 1, 2, 4 or 8.")
         if self.centroids.ndim != 2 or not 0 < self.centroids.shape[0] <= 65536:
             raise ValueError(
                 f"centroids have shape {self.centroids.shape}: expected [k <= 65536, dim]."
@@ -111,15 +112,33 @@ class Codebook:
         codes = torch.bucketize(residual, torch.from_numpy(self.cutoffs), right=True)
         return nearest.numpy(), codes.to(torch.uint8).numpy()
 
-    def reconstruct(
-        self, centroid_ids: npt.NDArray[np.int64], codes: npt.NDArray[np.uint8]
-    ) -> npt.NDArray[np.float32]:
-        """Centroid plus bucket values, re-normalised to unit length."""
+    @functools.cached_property
+    def byte_values(self) -> npt.NDArray[np.float32]:
+        """``[256, 8 // bits]``: the residual values one packed byte stands for."""
+        per_byte = 8 // self.bits
+        mask = (1 << self.bits) - 1
+        shifts = np.arange(per_byte - 1, -1, -1) * self.bits
+        codes = (np.arange(256)[:, None] >> shifts) & mask
+        table: npt.NDArray[np.float32] = self.values[codes].astype(np.float32)
+        return table
+
+    def reconstruct_into(
+        self,
+        centroid_ids: npt.NDArray[np.int64],
+        packed: npt.NDArray[np.uint8],
+        out: npt.NDArray[np.float32],
+    ) -> None:
+        """Write centroid + residual, re-normalised, into ``out`` (``[tokens, dim]``).
+
+        ``packed`` holds the residual codes as :func:`~colbert_rerank.codecs` packs them
+        (most significant bits first); each byte is expanded through a 256-entry table.
+        """
         if centroid_ids.size and int(centroid_ids.max()) >= self.centroids.shape[0]:
             raise ValueError("centroid id beyond the codebook: corrupted blob or wrong codebook.")
-        vectors = self.centroids[centroid_ids] + self.values[codes.astype(np.int64)]
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        np.take(self.centroids, centroid_ids, axis=0, out=out)
+        out += self.byte_values[packed].reshape(out.shape)
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+        out /= np.where(norms > 0, norms, 1.0)[:, None]
 
 
 def _nearest(values: torch.Tensor, centroids: torch.Tensor, block: int = 8192) -> torch.Tensor:

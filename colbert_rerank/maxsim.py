@@ -1,9 +1,9 @@
 """Late-interaction scoring: ``score(q, d) = sum_i max_j q_i . d_j``. Pure tensor functions.
 
 All candidates are scored at once: their token embeddings are concatenated into one
-``[tokens, dim]`` matrix, one matrix product gives every query-token/document-token
-similarity, and a masked segment maximum per document (through a padded view) then a sum over
-query tokens gives the scores. Works on CPU and GPU alike.
+``[tokens, dim]`` matrix, one matrix product gives every document-token/query-token
+similarity, and a segment maximum over each document's rows then a sum over query tokens gives
+the scores (no padding is ever materialised). Works on CPU and GPU alike.
 """
 
 from __future__ import annotations
@@ -68,15 +68,9 @@ def maxsim(query: torch.Tensor, documents: PackedDocuments) -> torch.Tensor:
             "were encoded by different models or codecs."
         )
     lengths = documents.lengths.to(embeddings.device)
-    count = int(lengths.shape[0])
-    width = int(lengths.max())
-    similarities = query.to(embeddings.dtype) @ embeddings.T  # [query_tokens, total_tokens]
-    starts = torch.cumsum(lengths, 0) - lengths
-    owner = torch.repeat_interleave(torch.arange(count, device=embeddings.device), lengths)
-    offset = torch.arange(embeddings.shape[0], device=embeddings.device) - starts[owner]
-    padded = similarities.new_full((query.shape[0], count * width), float("-inf"))
-    padded[:, owner * width + offset] = similarities
-    return padded.view(query.shape[0], count, width).amax(dim=2).sum(dim=0).float()
+    similarities = embeddings @ query.to(embeddings.dtype).T  # [total_tokens, query_tokens]
+    best = torch.segment_reduce(similarities, "max", lengths=lengths, axis=0)
+    return best.sum(dim=1).float()
 
 
 def maxsim_reference(query: torch.Tensor, documents: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -119,10 +119,10 @@ class Reranker:
         config: RerankConfig | None = None,
         fetch: Fetcher | None = None,
     ) -> None:
-        if codec.dim != encoder.dim:
+        if codec.input_dim != encoder.dim:
             raise ValueError(
-                f"The codec stores {codec.dim}-dim embeddings but the encoder makes {encoder.dim}: "
-                "use the model the index was built with."
+                f"The codec stores embeddings of a {codec.input_dim}-dim model but the encoder "
+                f"makes {encoder.dim}: use the model the index was built with."
             )
         self.encoder = encoder
         self.codec = codec
@@ -160,7 +160,9 @@ class Reranker:
         head, tail = records[:limit], records[limit:]
 
         started = time.perf_counter()
-        query_vectors = torch.from_numpy(self.encoder.encode_queries([query])[0]).to(self.device)
+        query_vectors = torch.from_numpy(
+            self.codec.prepare_query(self.encoder.encode_queries([query])[0])
+        ).to(self.device)
         encode_ms = (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()
@@ -180,7 +182,8 @@ class Reranker:
         fetch_ms = (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()
-        decoded: dict[str, torch.Tensor] = {}
+        blobs: dict[str, bytes | np.ndarray] = {}
+        counts: dict[str, int] = {}
         unusable: dict[str, str] = {}
         for record in head:
             doc_id = record["_id"]
@@ -188,22 +191,34 @@ class Reranker:
                 unusable[doc_id] = f"no {self.config.field!r} embeddings in the hit or the fetch"
                 continue
             try:
-                decoded[doc_id] = torch.from_numpy(self._decode(raw[doc_id]))
+                blobs[doc_id], counts[doc_id] = self._checked(raw[doc_id])
             except CodecError as error:
                 unusable[doc_id] = f"stored embeddings unreadable: {error}"
-        decode_ms = (time.perf_counter() - started) * 1000
         if unusable and self.config.on_missing == "error":
             sample = "; ".join(f"{k}: {v}" for k, v in list(unusable.items())[:3])
             raise RerankError(
                 f"{len(unusable)} hit(s) cannot be reranked ({sample}). Index the embeddings, pass "
                 "a fetch function, or use on_missing='first_stage'."
             )
+        usable = [record for record in head if record["_id"] in blobs]
+        buffer = np.empty((sum(counts.values()), self.codec.dim), dtype=np.float32)
+        offset = 0
+        for record in usable:
+            doc_id = record["_id"]
+            part = buffer[offset : offset + counts[doc_id]]
+            value = blobs[doc_id]
+            if isinstance(value, np.ndarray):
+                part[:] = value
+            else:
+                self.codec.decode_into(value, part)
+            offset += counts[doc_id]
+        decode_ms = (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()
-        usable = [record for record in head if record["_id"] in decoded]
         scores: dict[str, float] = {}
         if usable:
-            packed = PackedDocuments.pack([decoded[r["_id"]] for r in usable])
+            lengths = torch.tensor([counts[r["_id"]] for r in usable], dtype=torch.long)
+            packed = PackedDocuments(torch.from_numpy(buffer), lengths)
             values = maxsim(query_vectors, _to(packed, self.device)).cpu().tolist()
             scores = {r["_id"]: float(v) for r, v in zip(usable, values, strict=True)}
         maxsim_ms = (time.perf_counter() - started) * 1000
@@ -240,7 +255,10 @@ class Reranker:
             RerankError: the text does not give the stored number of tokens (another text,
                 model or token cap).
         """
-        vectors = torch.from_numpy(self._decode(stored))
+        value, _ = self._checked(stored)
+        vectors = torch.from_numpy(
+            value.astype(np.float32) if isinstance(value, np.ndarray) else self.codec.decode(value)
+        )
         fresh = self.encoder.encode_documents([document_text])
         labels = self.encoder.tokens(fresh.token_ids[0])
         if len(labels) != vectors.shape[0]:
@@ -248,7 +266,7 @@ class Reranker:
                 f"The text gives {len(labels)} document tokens but {vectors.shape[0]} are stored: "
                 "pass the exact text that was indexed (title and text as encoded)."
             )
-        query_vectors = self.encoder.encode_queries([query])[0]
+        query_vectors = self.codec.prepare_query(self.encoder.encode_queries([query])[0])
         query_labels = self._query_tokens(query, query_vectors.shape[0])
         matches = align(torch.from_numpy(query_vectors), vectors)
         return [
@@ -267,13 +285,14 @@ class Reranker:
         labels = self.encoder.tokens(np.asarray(ids, dtype=np.int64))
         return labels if len(labels) == count else [f"q{i}" for i in range(count)]
 
-    def _decode(self, value: bytes | str | np.ndarray) -> np.ndarray:
+    def _checked(self, value: bytes | str | np.ndarray) -> tuple[bytes | np.ndarray, int]:
+        """The stored value as bytes (or an array) and its token count, validated."""
         if isinstance(value, np.ndarray):
-            if value.ndim != 2 or value.shape[1] != self.codec.dim:
+            if value.ndim != 2 or value.shape[1] != self.codec.dim or value.shape[0] == 0:
                 raise CodecError(
-                    f"array of shape {value.shape}, expected [tokens, {self.codec.dim}]"
+                    f"array of shape {value.shape}, expected [tokens >= 1, {self.codec.dim}]"
                 )
-            return value.astype(np.float32)
+            return value, int(value.shape[0])
         if isinstance(value, str):
             try:
                 value = base64.b64decode(value, validate=True)
@@ -281,10 +300,10 @@ class Reranker:
                 raise CodecError(f"stored value is not base64 ({error})") from error
         if not isinstance(value, bytes | bytearray):
             raise CodecError(f"stored value is {type(value).__name__}, not bytes or base64 text")
-        decoded = self.codec.decode(bytes(value))
-        if decoded.shape[0] == 0:
+        count = self.codec.check(bytes(value))
+        if count == 0:
             raise CodecError("stored embeddings have no tokens")
-        return decoded
+        return bytes(value), count
 
 
 def _to(packed: PackedDocuments, device: torch.device) -> PackedDocuments:

@@ -17,6 +17,7 @@ from colbert_rerank import __version__
 from colbert_rerank.codebook import Codebook
 from colbert_rerank.codecs import Codec
 from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.projection import Projection
 
 META_KEY = "colbert_rerank"
 CODEBOOK_ID = "codebook"
@@ -46,8 +47,10 @@ class EmbeddingFields:
     """
 
     def __init__(self, encoder: ColbertEncoder, codec: Codec, field: str = "colbert") -> None:
-        if codec.dim != encoder.dim:
-            raise ValueError(f"codec dim {codec.dim} differs from the encoder's {encoder.dim}.")
+        if codec.input_dim != encoder.dim:
+            raise ValueError(
+                f"codec input dim {codec.input_dim} differs from the encoder's {encoder.dim}."
+            )
         self.encoder = encoder
         self.codec = codec
         self.field = field
@@ -92,49 +95,82 @@ def index_meta(
         "field": field,
         "codec": codec.name,
         "dim": codec.dim,
+        "model_dim": codec.input_dim,
         "bits": codec.bits,
         "max_stored_tokens": encoder.config.max_stored_tokens,
         "document_length": encoder.document_length,
     }
     if codec.codebook is not None:
         meta["codebook_sha256"] = codec.codebook.sha256
+    if codec.projection is not None:
+        meta["projection_sha256"] = codec.projection.sha256
+    if codec.codebook is not None or codec.projection is not None:
         meta["codebook_index"] = codebook_index
     return meta
 
 
-def codebook_document(codebook: Codebook) -> dict[str, Any]:
-    """The one document of the codebook index (safetensors bytes, base64)."""
-    return {
-        "codebook": base64.b64encode(codebook.to_bytes()).decode("ascii"),
-        "sha256": codebook.sha256,
-        "bits": codebook.bits,
-        "centroids": int(codebook.centroids.shape[0]),
-        "dim": codebook.dim,
-    }
+def codebook_document(codebook: Codebook | None, projection: Projection | None) -> dict[str, Any]:
+    """The one document of the companion index: codebook and/or projection, safetensors."""
+    document: dict[str, Any] = {}
+    if codebook is not None:
+        document.update(
+            {
+                "codebook": base64.b64encode(codebook.to_bytes()).decode("ascii"),
+                "sha256": codebook.sha256,
+                "bits": codebook.bits,
+                "centroids": int(codebook.centroids.shape[0]),
+                "dim": codebook.dim,
+            }
+        )
+    if projection is not None:
+        document.update(
+            {
+                "projection": base64.b64encode(projection.to_bytes()).decode("ascii"),
+                "projection_sha256": projection.sha256,
+            }
+        )
+    return document
 
 
-def codebook_from_document(source: Mapping[str, Any], expected_sha256: str | None) -> Codebook:
-    """Load a codebook document, checking its hash against the index ``_meta``."""
+def codebook_from_document(
+    source: Mapping[str, Any], meta: Mapping[str, Any]
+) -> tuple[Codebook | None, Projection | None]:
+    """Load the codebook and projection an index's ``_meta`` refers to, checking hashes."""
+    codebook = projection = None
     try:
-        data = base64.b64decode(source["codebook"], validate=True)
+        if meta.get("codebook_sha256"):
+            codebook = Codebook.from_bytes(base64.b64decode(source["codebook"], validate=True))
+        if meta.get("projection_sha256"):
+            projection = Projection.from_bytes(
+                base64.b64decode(source["projection"], validate=True)
+            )
     except (KeyError, ValueError) as error:
         raise ValueError(f"Codebook document is malformed ({error}).") from error
-    codebook = Codebook.from_bytes(data)
-    if expected_sha256 is not None and codebook.sha256 != expected_sha256:
-        raise ValueError(
-            f"Codebook hash {codebook.sha256[:12]} differs from the index's "
-            f"{expected_sha256[:12]}: the companion codebook index was changed; re-create the "
-            "index."
-        )
-    return codebook
+    for name, loaded, key in (
+        ("Codebook", codebook, "codebook_sha256"),
+        ("Projection", projection, "projection_sha256"),
+    ):
+        if loaded is not None and loaded.sha256 != meta.get(key):
+            raise ValueError(
+                f"{name} hash {loaded.sha256[:12]} differs from the index's "
+                f"{str(meta.get(key))[:12]}: the companion codebook index was changed; "
+                "re-create the index."
+            )
+    return codebook, projection
 
 
-def codec_for(meta: Mapping[str, Any], codebook: Codebook | None = None) -> Codec:
+def codec_for(
+    meta: Mapping[str, Any],
+    codebook: Codebook | None = None,
+    projection: Projection | None = None,
+) -> Codec:
     """The codec an index was written with, from its ``_meta.colbert_rerank``."""
     name = meta.get("codec")
     if name == "residual" and codebook is None:
         raise ValueError("This index uses the residual codec: load its codebook first.")
-    return Codec(name, int(meta["dim"]), codebook)  # type: ignore[arg-type]
+    if meta.get("projection_sha256") and projection is None:
+        raise ValueError("This index stores projected embeddings: load its projection first.")
+    return Codec(name, int(meta["dim"]), codebook, projection)  # type: ignore[arg-type]
 
 
 def check_encoder(meta: Mapping[str, Any], encoder: ColbertEncoder) -> list[str]:
@@ -145,8 +181,9 @@ def check_encoder(meta: Mapping[str, Any], encoder: ColbertEncoder) -> list[str]
         for key in ("weights_sha256", "tokenizer_sha256")
         if meta.get(key) != current[key]
     ]
-    if meta.get("dim") != encoder.dim:
-        problems.append(f"dim: index has {meta.get('dim')!r}, encoder has {encoder.dim}")
+    model_dim = meta.get("model_dim", meta.get("dim"))
+    if model_dim != encoder.dim:
+        problems.append(f"dim: index has {model_dim!r}, encoder has {encoder.dim}")
     return problems
 
 

@@ -21,42 +21,42 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import tenacity
 
 from splade_es.cluster import Cluster, ClusterUnavailableError, redact_url
 from splade_es.corpus import Document, Rejected
+from splade_es.encoding_queue import (
+    SKIPPED,
+    DocumentEncoder,
+    Encoded,
+    EncodedFields,
+    Failure,
+    FieldBatch,
+    Producer,
+    read_checkpoint,
+)
+
+__all__ = [
+    "BulkConfig",
+    "BulkFailedError",
+    "DocumentEncoder",
+    "EncodedFields",
+    "Failure",
+    "FieldBatch",
+    "IndexReport",
+    "index_documents",
+    "read_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-
-
-class DocumentEncoder(Protocol):
-    """Turns documents into the fields one representation stores (SPLADE terms, embeddings)."""
-
-    def encode(self, documents: Sequence[Document]) -> FieldBatch: ...
-
-
-@dataclass(frozen=True)
-class FieldBatch:
-    """Fields for each document of a batch, plus counters for the report.
-
-    Attributes:
-        fields: one ``{field: value}`` per document, in order.
-        counters: additive counts (e.g. ``truncated``, ``terms``) summed into the report.
-    """
-
-    fields: list[dict[str, Any]]
-    counters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,20 +104,6 @@ class BulkConfig:
                 f"backoff {self.initial_backoff_s}..{self.max_backoff_s}s: expected "
                 "0 <= initial <= max."
             )
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A document that was not indexed."""
-
-    id: str
-    stage: str  # input, encode or index
-    status: int | None
-    error_type: str
-    reason: str
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -170,19 +156,6 @@ class _Transient(Exception):
     """A chunk (or some of its documents) should be tried again."""
 
 
-def read_checkpoint(path: Path | None) -> set[tuple[str, str]]:
-    """(id, digest) pairs acknowledged by earlier runs."""
-    if path is None or not path.exists():
-        return set()
-    done = set()
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            doc_id, _, digest = line.rstrip("\n").rpartition("\t")
-            if doc_id:
-                done.add((json.loads(doc_id), digest))
-    return done
-
-
 def index_documents(
     cluster: Cluster,
     documents: Iterable[Document | Rejected],
@@ -209,7 +182,14 @@ def index_documents(
     """
     writer = _Writer(cluster, config, sleep)
     started = time.perf_counter()
-    producer = _Producer(documents, encoders, config, read_checkpoint(config.checkpoint))
+    producer = Producer(
+        documents,
+        encoders,
+        config.index,
+        config.encode_batch,
+        config.queue_batches,
+        read_checkpoint(config.checkpoint),
+    )
     producer.start()
     try:
         with _progress(config.progress, total) as bar:
@@ -245,174 +225,6 @@ def index_documents(
     return report
 
 
-@dataclass(frozen=True)
-class _Encoded:
-    document: Document
-    action: dict[str, Any]
-    size: int
-
-
-class _Producer:
-    """Validates, de-duplicates, skips checkpointed documents and encodes, in a thread."""
-
-    def __init__(
-        self,
-        documents: Iterable[Document | Rejected],
-        encoders: Sequence[DocumentEncoder],
-        config: BulkConfig,
-        done: set[tuple[str, str]],
-    ) -> None:
-        self.documents = documents
-        self.encoders = encoders
-        self.config = config
-        self.done = done
-        self.queue: queue.Queue[list[_Encoded | Failure] | BaseException | None] = queue.Queue(
-            maxsize=config.queue_batches
-        )
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="splade-es-encoder", daemon=True)
-        self.counters: Counter[str] = Counter()
-        self.skipped = 0
-        self.encoded = 0
-        self.consumed = 0
-        self._seen: dict[str, int] = {}
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        while self.thread.is_alive():
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                self.thread.join(timeout=0.1)
-
-    def results(self) -> Iterator[_Encoded | Failure]:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            for entry in item:
-                self.consumed += 1
-                yield entry
-
-    def _put(self, item: list[_Encoded | Failure] | BaseException | None) -> bool:
-        while not self.stopping.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            batch: list[Document] = []
-            ready: list[_Encoded | Failure] = []
-            for position, item in enumerate(self.documents):
-                if self.stopping.is_set():
-                    return
-                if isinstance(item, Rejected):
-                    ready.append(Failure(item.id, "input", None, "invalid_document", item.reason))
-                elif item.id in self._seen:
-                    first = self._seen[item.id]
-                    ready.append(
-                        Failure(
-                            item.id,
-                            "input",
-                            None,
-                            "duplicate_id",
-                            f"id also used by the document at position {first}; ids must be "
-                            "unique (the later one would overwrite the earlier)",
-                        )
-                    )
-                else:
-                    self._seen[item.id] = position
-                    if (item.id, item.digest) in self.done:
-                        self.skipped += 1
-                        ready.append(_SKIPPED)
-                    else:
-                        batch.append(item)
-                if len(batch) >= self.config.encode_batch:
-                    ready.extend(self._encode(batch))
-                    batch = []
-                if len(ready) >= self.config.encode_batch:
-                    if not self._put(ready):
-                        return
-                    ready = []
-            ready.extend(self._encode(batch))
-            if ready and not self._put(ready):
-                return
-            self._put(None)
-        except BaseException as error:  # handed to the writer thread, which re-raises it
-            self._put(error)
-
-    def _encode(self, batch: list[Document]) -> list[_Encoded | Failure]:
-        if not batch:
-            return []
-        try:
-            merged = self._fields(batch)
-        except Exception as error:
-            if len(batch) == 1:
-                return [Failure(batch[0].id, "encode", None, type(error).__name__, str(error))]
-            logger.warning("Encoding a batch failed (%s); retrying its documents one by one", error)
-            out: list[_Encoded | Failure] = []
-            for document in batch:
-                out.extend(self._encode([document]))
-            return out
-        self.encoded += len(batch)
-        out = []
-        for document, fields in zip(batch, merged, strict=True):
-            source = {"text": document.text, **dict(document.fields), **fields}
-            if document.title:
-                source["title"] = document.title
-            action = {
-                "_op_type": "index",
-                "_index": self.config.index,
-                "_id": document.id,
-                "_source": source,
-            }
-            size = _estimated_bytes(source) + len(document.id) + 64
-            out.append(_Encoded(document, action, size))
-        return out
-
-    def _fields(self, batch: list[Document]) -> list[dict[str, Any]]:
-        merged: list[dict[str, Any]] = [{} for _ in batch]
-        counters: Counter[str] = Counter()
-        for encoder in self.encoders:
-            result = encoder.encode(batch)
-            if len(result.fields) != len(batch):
-                raise RuntimeError(
-                    f"{type(encoder).__name__} returned {len(result.fields)} results for "
-                    f"{len(batch)} documents"
-                )
-            for target, fields in zip(merged, result.fields, strict=True):
-                target.update(fields)
-            counters.update(result.counters)
-        self.counters.update(counters)
-        return merged
-
-
-_SKIPPED = Failure("", "skipped", None, "", "")
-
-
-def _estimated_bytes(value: Any) -> int:
-    """Serialised JSON size, estimated without serialising (chunk_bytes is a soft limit).
-
-    Strings count their UTF-8 length plus quotes; numbers 12 bytes; containers their parts.
-    """
-    if isinstance(value, str):
-        return len(value.encode("utf-8", "surrogatepass")) + 2
-    if isinstance(value, dict):
-        return 2 + sum(len(str(k)) + 4 + _estimated_bytes(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return 2 + sum(_estimated_bytes(v) + 1 for v in value)
-    return 12
-
-
 class _Writer:
     """Cuts chunks, sends them with retries, records outcomes."""
 
@@ -420,7 +232,7 @@ class _Writer:
         self.cluster = cluster
         self.config = config
         self.sleep = sleep
-        self.pending: list[_Encoded] = []
+        self.pending: list[Encoded] = []
         self.pending_bytes = 0
         self.indexed = 0
         self.failures: list[Failure] = []
@@ -439,7 +251,7 @@ class _Writer:
             from elasticsearch import helpers  # type: ignore[no-redef]
         self.helpers = helpers
 
-    def add(self, item: _Encoded) -> None:
+    def add(self, item: Encoded) -> None:
         if item.size + self.pending_bytes > self.config.chunk_bytes and self.pending:
             self.flush()
         self.pending.append(item)
@@ -448,7 +260,7 @@ class _Writer:
             self.flush()
 
     def fail(self, failure: Failure) -> None:
-        if failure is _SKIPPED:
+        if failure is SKIPPED:
             return
         self.failures.append(failure)
         if self.config.dead_letter is not None:
@@ -506,7 +318,7 @@ class _Writer:
                 )
             )
 
-    def _send(self, items: list[_Encoded]) -> tuple[list[_Encoded], str]:
+    def _send(self, items: list[Encoded]) -> tuple[list[Encoded], str]:
         """One bulk call; returns the items to retry and the last transient reason."""
         self.requests += 1
         try:
@@ -529,9 +341,9 @@ class _Writer:
             return items, f"transport: {type(error).__name__} {status or ''} {error}".strip()
         if len(results) != len(items):
             raise RuntimeError(f"bulk answered {len(results)} items for {len(items)} sent")
-        retry: list[_Encoded] = []
+        retry: list[Encoded] = []
         reason = ""
-        acknowledged: list[_Encoded] = []
+        acknowledged: list[Encoded] = []
         for item, (ok, outcome) in zip(items, results, strict=True):
             detail = next(iter(outcome.values())) if outcome else {}
             status = detail.get("status")
@@ -549,7 +361,7 @@ class _Writer:
         self._acknowledge(acknowledged)
         return retry, reason
 
-    def _acknowledge(self, items: list[_Encoded]) -> None:
+    def _acknowledge(self, items: list[Encoded]) -> None:
         self.indexed += len(items)
         if self._checkpoint is not None and items:
             self._checkpoint.writelines(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from colbert_rerank.codebook import Codebook, fit_codebook
 from colbert_rerank.codecs import Codec, CodecName
 from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.projection import Projection, fit_projection
 from colbert_rerank.rerank import RerankConfig, Reranker
 from colbert_rerank.storage import (
     CODEBOOK_ID,
@@ -50,6 +51,8 @@ class ColbertStorage:
         centroids: codebook size (``None``: ColBERTv2's rule for the sample size).
         field: the binary field.
         seed: codebook fitting seed.
+        dim: reduce embeddings to this many dimensions before storing them (a projection
+            fitted on the same sample); ``None`` stores the model's dimension.
     """
 
     codec: CodecName = "residual"
@@ -58,6 +61,7 @@ class ColbertStorage:
     centroids: int | None = None
     field: str = "colbert"
     seed: int = 0
+    dim: int | None = None
 
     def __post_init__(self) -> None:
         if self.codec not in ("residual", "int8", "float16"):
@@ -66,6 +70,13 @@ class ColbertStorage:
             raise ValueError(f"bits={self.bits!r}: expected 1, 2, 4 or 8.")
         if self.sample_documents < 1:
             raise ValueError(f"sample_documents={self.sample_documents!r}: expected >= 1.")
+        if self.dim is not None and self.dim < 1:
+            raise ValueError(f"dim={self.dim!r}: expected a positive integer or None.")
+
+    @property
+    def fitted(self) -> bool:
+        """Whether a sample must be encoded first (residual codebook or projection)."""
+        return self.codec == "residual" or self.dim is not None
 
 
 def codebook_index_name(index: str) -> str:
@@ -102,15 +113,17 @@ def prepare_embeddings(
     re-run keeps the same encoding.
     """
     check_index_name(index)
-    codebook: Codebook | None = None
     book_index = codebook_index_name(index)
-    if storage.codec == "residual":
-        codebook = _existing_codebook(cluster, index)
-        if codebook is None:
-            if not sample:
-                raise ValueError("No valid document to fit the ColBERT codebook on.")
-            vectors = encoder.encode_documents([d.encoded_text for d in sample]).embeddings
-            stacked = np.concatenate([v for v in vectors if v.shape[0]], axis=0)
+    codebook, projection = _existing_fit(cluster, index)
+    if storage.fitted and codebook is None and projection is None:
+        if not sample:
+            raise ValueError("No valid document to fit the ColBERT codebook/projection on.")
+        vectors = encoder.encode_documents([d.encoded_text for d in sample]).embeddings
+        stacked = np.concatenate([v for v in vectors if v.shape[0]], axis=0)
+        if storage.dim is not None and storage.dim < encoder.dim:
+            projection = fit_projection(stacked, storage.dim)
+            stacked = projection.apply(stacked)
+        if storage.codec == "residual":
             codebook = fit_codebook(
                 stacked, bits=storage.bits, centroids=storage.centroids, seed=storage.seed
             )
@@ -120,10 +133,13 @@ def prepare_embeddings(
                 codebook.bits,
                 stacked.shape[0],
             )
-            _store_codebook(cluster, book_index, codebook)
-    codec = Codec(storage.codec, encoder.dim, codebook)
+        if codebook is not None or projection is not None:
+            _store_fit(cluster, book_index, codebook, projection)
+    dim = projection.output_dim if projection is not None else encoder.dim
+    codec = Codec(storage.codec, dim, codebook, projection)
     fields = EmbeddingFields(encoder, codec, storage.field)
-    meta = index_meta(encoder, codec, storage.field, book_index if codebook else None)
+    fitted = codebook is not None or projection is not None
+    meta = index_meta(encoder, codec, storage.field, book_index if fitted else None)
     return fields, mapping_properties(storage.field), {META_KEY: meta}
 
 
@@ -155,25 +171,29 @@ def open_reranker(
             f"{encoder.config.model!r} ({'; '.join(problems)}): rerank with the model that "
             "built the index."
         )
-    codebook = None
-    if meta.get("codec") == "residual":
-        codebook = _load_codebook(cluster, meta["codebook_index"], meta.get("codebook_sha256"))
+    codebook = projection = None
+    if meta.get("codebook_index"):
+        codebook, projection = _load_fit(cluster, meta)
     chosen = config or RerankConfig(field=meta["field"])
     fetch = mget_fetcher(cluster.client, info.name, meta["field"])
-    return Reranker(encoder, codec_for(meta, codebook), chosen, fetch)
+    return Reranker(encoder, codec_for(meta, codebook, projection), chosen, fetch)
 
 
-def _existing_codebook(cluster: Cluster, index: str) -> Codebook | None:
+def _existing_fit(cluster: Cluster, index: str) -> tuple[Codebook | None, Projection | None]:
+    """The codebook/projection an existing index was written with (reused on re-runs)."""
     info = get_index(cluster, index)
     if info is None:
-        return None
+        return None, None
     meta = info.all_meta.get(META_KEY, {})
-    if meta.get("codec") != "residual":
-        return None
-    return _load_codebook(cluster, meta["codebook_index"], meta.get("codebook_sha256"))
+    if not meta.get("codebook_index"):
+        return None, None
+    return _load_fit(cluster, meta)
 
 
-def _load_codebook(cluster: Cluster, book_index: str, sha256: str | None) -> Codebook:
+def _load_fit(
+    cluster: Cluster, meta: Mapping[str, Any]
+) -> tuple[Codebook | None, Projection | None]:
+    book_index = meta["codebook_index"]
     try:
         document = cluster.request("GET", f"/{book_index}/_doc/{CODEBOOK_ID}")
     except ClusterError as error:
@@ -183,10 +203,12 @@ def _load_codebook(cluster: Cluster, book_index: str, sha256: str | None) -> Cod
                 "decoded; re-create the index."
             ) from error
         raise
-    return codebook_from_document(document["_source"], sha256)
+    return codebook_from_document(document["_source"], meta)
 
 
-def _store_codebook(cluster: Cluster, book_index: str, codebook: Codebook) -> None:
+def _store_fit(
+    cluster: Cluster, book_index: str, codebook: Codebook | None, projection: Projection | None
+) -> None:
     check_index_name(book_index)
     try:
         cluster.request(
@@ -196,7 +218,10 @@ def _store_codebook(cluster: Cluster, book_index: str, codebook: Codebook) -> No
                 "settings": {"index": {"number_of_shards": 1}},
                 "mappings": {
                     "dynamic": False,
-                    "properties": {"codebook": {"type": "binary", "doc_values": False}},
+                    "properties": {
+                        "codebook": {"type": "binary", "doc_values": False},
+                        "projection": {"type": "binary", "doc_values": False},
+                    },
                 },
             },
         )
@@ -212,6 +237,6 @@ def _store_codebook(cluster: Cluster, book_index: str, codebook: Codebook) -> No
     cluster.request(
         "PUT",
         f"/{book_index}/_doc/{CODEBOOK_ID}",
-        body=codebook_document(codebook),
+        body=codebook_document(codebook, projection),
         params={"refresh": "true"},
     )

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +39,7 @@ class Document:
 
     @property
     def encoded_text(self) -> str:
-        return f"{self.title} {self.text}".strip() if self.title else self.text
+        return encoded_text(self.title, self.text)
 
     @property
     def digest(self) -> str:
@@ -51,6 +51,11 @@ class Document:
             default=str,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def encoded_text(title: str, text: str) -> str:
+    """The text the models encode for a document: the title, a space, the body."""
+    return f"{title} {text}".strip() if title else text
 
 
 @dataclass(frozen=True)
@@ -264,7 +269,3 @@ def _describe(value: Any) -> str:
     if value is None:
         return "missing"
     return f"{type(value).__name__} {value!r:.40}"
-
-
-def ids_of(items: Sequence[Document | Rejected]) -> list[str]:
-    return [item.id for item in items]

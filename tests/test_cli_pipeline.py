@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -220,3 +221,62 @@ def test_bad_cli_input(tmp_path):
         "search", "x", "--index", "i", "--filter", "{oops", "--es-url", "http://127.0.0.1:1"
     )
     assert bad_filter.returncode == 2 and "is not JSON" in bad_filter.stderr
+
+
+def test_colbert_index_search_rerank_and_explain(cluster, index_names, tmp_path):
+    corpus = write_jsonl(tmp_path / "corpus.jsonl")
+    index = index_names(cluster)
+    common = ["--es-url", cluster.url, "--no-progress"]
+    built = cli(
+        "index",
+        str(corpus),
+        "--index",
+        index,
+        "--colbert",
+        "--codec",
+        "residual",
+        *common,
+        cwd=tmp_path,
+    )
+    assert built.returncode == 0, built.stderr
+    assert (
+        "colbert tokens" in built.stdout
+        and "ColBERT: all-MiniLM-L6-v2 (384 dims), residual codec" in built.stderr
+    )
+
+    reranked = cli(
+        "search",
+        "does aspirin prevent heart attacks",
+        "--index",
+        index,
+        "--rerank",
+        "-k",
+        "3",
+        "--json",
+        "--es-url",
+        cluster.url,
+    )
+    assert reranked.returncode == 0, reranked.stderr
+    hits = json.loads(reranked.stdout)
+    assert hits[0]["_id"] == "med-1" and len(hits) == 3
+    assert {"_first_stage_score", "_colbert_score"} <= set(hits[0])
+    assert "colbert" not in hits[0]["_source"]  # the blob is not echoed back
+    assert re.search(
+        r"reranked \d+ hits: query [\d.]+ ms, decode [\d.]+ ms, MaxSim", reranked.stderr
+    )
+
+    explained = cli(
+        "explain",
+        "heart attack",
+        "--id",
+        "med-1",
+        "--index",
+        index,
+        "--colbert",
+        "--json",
+        "--es-url",
+        cluster.url,
+    )
+    assert explained.returncode == 0, explained.stderr
+    matches = json.loads(explained.stdout)["colbert"]
+    assert {m["query_token"]: m["document_token"] for m in matches}["heart"] == "heart"

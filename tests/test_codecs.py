@@ -118,3 +118,33 @@ def test_codec_argument_errors(codebook):
     with pytest.raises(ValueError, match="NaN"):
         codec.encode(np.full((1, 8), np.nan, np.float32))
     assert base64.b64decode(base64.b64encode(codec.encode(np.zeros((1, 8), np.float32))))
+
+
+def test_projection_keeps_inner_products_and_round_trips():
+    from colbert_rerank.projection import Projection, fit_projection
+
+    # Embeddings that live near a 16-dim subspace of 64 dims.
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.standard_normal((64, 16)))[0]
+    x = rng.standard_normal((2000, 16)) @ basis.T + 0.01 * rng.standard_normal((2000, 64))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    projection = fit_projection(x, 16)
+    y = projection.apply(x)
+    assert y.shape == (2000, 16)
+    assert np.abs((x[:50] @ x[50:100].T) - (y[:50] @ y[50:100].T)).max() < 0.05
+    again = Projection.from_bytes(projection.to_bytes())
+    assert again.sha256 == projection.sha256
+    assert fit_projection(x, 16).sha256 == projection.sha256  # deterministic
+    with pytest.raises(ValueError, match="output_dim=65"):
+        fit_projection(x, 65)
+
+    codec = Codec("int8", 16, projection=projection)
+    assert codec.input_dim == 64
+    blob = codec.encode(x[:10])  # takes model-dim vectors, stores 16 dims
+    assert read_header(blob).dim == 16 and read_header(blob).tag != 0
+    assert np.allclose(codec.decode(blob), y[:10], atol=0.02)
+    assert codec.prepare_query(x[:2]).shape == (2, 16)
+    with pytest.raises(CodecError, match="codebook/projection"):
+        Codec("int8", 16).decode(blob)
+    with pytest.raises(ValueError, match="projection output 16 differs from dim 8"):
+        Codec("int8", 8, projection=projection)

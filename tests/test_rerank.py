@@ -107,7 +107,7 @@ def test_bad_calls(colbert_encoder, stored):
         reranker.rerank("q", hits_of(blobs, ("a", "a")))
     with pytest.raises(ValueError, match="without '_id'"):
         reranker.rerank("q", [{"score": 1}])
-    with pytest.raises(ValueError, match="stores 128-dim embeddings but the encoder makes 384"):
+    with pytest.raises(ValueError, match="embeddings of a 128-dim model but the encoder makes 384"):
         Reranker(colbert_encoder, Codec("float16", 128))
     with pytest.raises(ValueError, match="top_k=0"):
         RerankConfig(top_k=0)

@@ -13,6 +13,7 @@ from splade_es.cli.errors import USER_ERRORS
 from splade_es.cli.evaluating import eval_command
 from splade_es.cli.indexing import index_command
 from splade_es.cli.node import node
+from splade_es.cli.quickstart import quickstart
 from splade_es.cli.searching import explain, search
 
 
@@ -35,6 +36,7 @@ cli.add_command(index_command)
 cli.add_command(search)
 cli.add_command(explain)
 cli.add_command(eval_command)
+cli.add_command(quickstart)
 
 
 def main() -> None:

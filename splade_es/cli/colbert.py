@@ -15,8 +15,35 @@ from splade_es.colbert_index import ColbertStorage
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def storage_options(func: F) -> F:
+    """How token embeddings are stored: codec, bits, codebook sample, reduced dims."""
+    options = [
+        click.option(
+            "--codec",
+            type=click.Choice(["residual", "int8", "float16"]),
+            default="residual",
+            show_default=True,
+            help="How ColBERT token embeddings are stored.",
+        ),
+        click.option("--bits", type=click.Choice(["1", "2"]), default="2", show_default=True),
+        click.option(
+            "--codebook-sample",
+            type=int,
+            default=256,
+            show_default=True,
+            help="Documents whose embeddings fit the residual codebook (and projection).",
+        ),
+        click.option(
+            "--colbert-dim",
+            type=int,
+            help="Store embeddings reduced to this many dims (projection fitted on the sample).",
+        ),
+    ]
+    return functools.reduce(lambda f, o: o(f), reversed(options), func)
+
+
 def colbert_options(func: F) -> F:
-    """--colbert and the storage options of the index command."""
+    """--colbert, the model, the token cap and the storage options of the index command."""
     options = [
         click.option(
             "--colbert",
@@ -30,24 +57,11 @@ def colbert_options(func: F) -> F:
             help="Late-interaction model: HF id, local dir (Stanford ColBERT, PyLate) or alias.",
         ),
         click.option(
-            "--codec",
-            type=click.Choice(["residual", "int8", "float16"]),
-            default="residual",
-            show_default=True,
-        ),
-        click.option("--bits", type=click.Choice(["1", "2"]), default="2", show_default=True),
-        click.option(
-            "--codebook-sample",
-            type=int,
-            default=256,
-            show_default=True,
-            help="Documents whose embeddings fit the residual codebook.",
-        ),
-        click.option(
             "--max-stored-tokens",
             type=int,
             help="Keep at most this many token embeddings per document (counted).",
         ),
+        storage_options,
     ]
     return functools.reduce(lambda f, o: o(f), reversed(options), func)
 
@@ -96,6 +110,7 @@ def storage_config(params: dict[str, Any]) -> ColbertStorage:
         codec=params.pop("codec"),
         bits=int(params.pop("bits")),
         sample_documents=params.pop("codebook_sample"),
+        dim=params.pop("colbert_dim"),
     )
 
 

@@ -9,10 +9,9 @@ import click
 
 from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig
 from splade_es import report as reports
-from splade_es.cli.colbert import build_colbert
+from splade_es.cli.colbert import build_colbert, storage_config, storage_options
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
-from splade_es.colbert_index import ColbertStorage
 from splade_es.evaluation import STAGES, EvalConfig, evaluate
 
 
@@ -48,14 +47,7 @@ from splade_es.evaluation import STAGES, EvalConfig, evaluate
     show_default=True,
     help="Late-interaction model for the +colbert stages.",
 )
-@click.option(
-    "--codec",
-    type=click.Choice(["residual", "int8", "float16"]),
-    default="residual",
-    show_default=True,
-    help="How token embeddings are stored for the +colbert stages.",
-)
-@click.option("--bits", type=click.Choice(["1", "2"]), default="2", show_default=True)
+@storage_options
 @click.option("--no-progress", is_flag=True)
 @encoder_options()
 @cluster_options
@@ -76,7 +68,7 @@ def eval_command(dataset: Path, out: Path, **params: Any) -> None:
         mapping_type=params.pop("mapping_type"),
         check_exact=params.pop("check_exact"),
         rerank_k=params.pop("rerank_k"),
-        storage=ColbertStorage(codec=params.pop("codec"), bits=int(params.pop("bits"))),
+        storage=storage_config(params),
         progress=not params.pop("no_progress"),
     )
     cluster = open_cluster(params)

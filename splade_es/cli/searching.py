@@ -8,12 +8,13 @@ from typing import Any
 import click
 
 from colbert_rerank.fusion import Fusion, FusionMethod
-from colbert_rerank.rerank import RerankConfig, Reranker
+from colbert_rerank.rerank import RerankConfig, Reranker, TokenMatch
 from splade_es.cli.colbert import build_colbert, colbert_config, fusion_of, rerank_options
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
 from splade_es.cluster import Cluster
 from splade_es.colbert_index import open_reranker
+from splade_es.corpus import encoded_text
 from splade_es.index_admin import get_index
 from splade_es.search import SearchConfig, Searcher
 
@@ -149,13 +150,17 @@ def search(
 @click.argument("query")
 @click.option("--id", "doc_id", required=True, help="Document id to explain.")
 @click.option("--top", type=int, default=20, show_default=True, help="Terms to show.")
+@click.option("--colbert", is_flag=True, help="Also align query tokens with document tokens.")
+@rerank_options
 @_common
 @encoder_options(default_model=None)
 @cluster_options
-def explain(query: str, doc_id: str, top: int, as_json: bool, **params: Any) -> None:
-    """Show which terms made a document match: query weight x document weight, per term."""
+def explain(query: str, doc_id: str, top: int, colbert: bool, as_json: bool, **params: Any) -> None:
+    """Show which terms made a document match: query weight x document weight, per term
+    (and with --colbert, which document token each query token matched)."""
     cluster, searcher = _searcher(params)
     result = searcher.explain(query, doc_id)
+    matches = _alignments(cluster, searcher, query, doc_id, params) if colbert else []
     if as_json:
         click.echo(
             json.dumps(
@@ -172,6 +177,15 @@ def explain(query: str, doc_id: str, top: int, as_json: bool, **params: Any) -> 
                         for i in result.impacts
                     ],
                     "query_expansion": result.query_expansion,
+                    "colbert": [
+                        {
+                            "query_token": m.query_token,
+                            "document_token": m.document_token,
+                            "document_position": m.document_position,
+                            "contribution": m.contribution,
+                        }
+                        for m in matches
+                    ],
                 },
                 ensure_ascii=False,
             )
@@ -185,4 +199,24 @@ def explain(query: str, doc_id: str, top: int, as_json: bool, **params: Any) -> 
                 f"{impact.contribution:8.3f}"
             )
         click.echo(f"query expansion terms: {', '.join(result.query_expansion[:top]) or '(none)'}")
+        if matches:
+            total = sum(m.contribution for m in matches)
+            click.echo(f"\nColBERT MaxSim {total:.4f}: query token -> best document token")
+            for m in matches:
+                click.echo(
+                    f"{m.query_token:<16} -> {m.document_token:<16} #{m.document_position:<4} "
+                    f"{m.contribution:7.3f}"
+                )
     cluster.close()
+
+
+def _alignments(
+    cluster: Cluster, searcher: Searcher, query: str, doc_id: str, params: dict[str, Any]
+) -> list[TokenMatch]:
+    field = searcher.embeddings_field
+    if field is None:
+        raise click.UsageError(f"Index {searcher.config.index!r} stores no ColBERT embeddings.")
+    source = searcher.document(doc_id, [field, "title", "text"])
+    reranker = _reranker(cluster, searcher, params)
+    text = encoded_text(str(source.get("title") or ""), str(source.get("text") or ""))
+    return reranker.explain(query, text, source[field])

@@ -1,0 +1,306 @@
+"""ColBERT reranking benchmarks, measured in one run on one machine.
+
+1. Codecs: bytes per token and nDCG@10 of reranking the SPLADE top-100 of every SciFact test
+   query, for float32 (the baseline) and each codec, at the model's dimension and after a
+   128-dim projection (PCA fitted on the codebook sample).
+2. MaxSim: the vectorised scorer vs a per-document loop, for k = 10 / 100 / 1000 candidates.
+3. End to end over loopback: top-100 SPLADE hits fetched with their stored embeddings, decoded
+   and scored (query encoding reported separately), from an index built by ``splade-es eval``
+   with ``--stages splade+colbert``.
+
+Usage:
+    python benchmarks/bench_colbert.py --dataset ../shared/datasets/scifact --es-url URL \
+        --splade-index eval-scifact-... [--colbert-index eval-scifact-...-residual2] \
+        --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from colbert_rerank.codebook import fit_codebook
+from colbert_rerank.codecs import Codec
+from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
+from colbert_rerank.maxsim import PackedDocuments, maxsim, maxsim_reference
+from colbert_rerank.projection import Projection, fit_projection
+from splade_es.beir import load_qrels, load_queries
+from splade_es.cluster import ClusterConfig, connect
+from splade_es.colbert_index import open_reranker
+from splade_es.corpus import Document, read_beir
+from splade_es.encoder import EncoderConfig, SpladeEncoder
+from splade_es.metrics import retrieval_metrics
+from splade_es.search import SearchConfig, Searcher
+
+
+def project(x: np.ndarray, projection: Projection | None) -> np.ndarray:
+    return x if projection is None else projection.apply(x)
+
+
+def rerank_quality(
+    first_stage: dict[str, list[str]],
+    query_vectors: dict[str, np.ndarray],
+    doc_vectors: dict[str, np.ndarray],
+    qrels: dict[str, dict[str, int]],
+) -> float:
+    run = {}
+    for query_id, candidates in first_stage.items():
+        q = torch.from_numpy(query_vectors[query_id])
+        packed = PackedDocuments.pack([torch.from_numpy(doc_vectors[d]) for d in candidates])
+        scores = maxsim(q, packed).tolist()
+        run[query_id] = dict(zip(candidates, scores, strict=True))
+    return retrieval_metrics(qrels, run)["ndcg@10"]
+
+
+def bench_codecs(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
+    qrels = load_qrels(args.dataset, "test")
+    queries = load_queries(args.dataset, set(qrels))
+    splade = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
+    searcher = Searcher(cluster, splade, SearchConfig(index=args.splade_index, source_includes=[]))
+    first_stage = {q: [h.id for h in searcher.search(text, 100)] for q, text in queries.items()}
+    first_run = {q: {d: 100.0 - i for i, d in enumerate(ids)} for q, ids in first_stage.items()}
+    splade_ndcg = retrieval_metrics(qrels, first_run)["ndcg@10"]
+    needed = {d for ids in first_stage.values() for d in ids}
+    texts = {
+        d.id: d.encoded_text
+        for d in read_beir(args.dataset)
+        if isinstance(d, Document) and d.id in needed
+    }
+    colbert = ColbertEncoder(ColbertConfig(device="cpu"))
+    ids = sorted(texts)
+    cache = (
+        args.cache
+        / f"colbert-{colbert.fingerprint()['weights_sha256']}-{colbert.document_length}.npz"
+        if args.cache
+        else None
+    )
+    if cache is not None and cache.exists():
+        stored = np.load(cache)
+        docs = {i: stored[i] for i in ids}
+        encode_s = float(stored["__encode_seconds__"])
+    else:
+        started = time.perf_counter()
+        embedded = colbert.encode_documents([texts[i] for i in ids]).embeddings
+        encode_s = time.perf_counter() - started
+        docs = dict(zip(ids, embedded, strict=True))
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, __encode_seconds__=np.float64(encode_s), **docs)
+    query_vectors = dict(zip(queries, colbert.encode_queries(list(queries.values())), strict=True))
+    rng = np.random.default_rng(0)
+    sample_ids = rng.choice(ids, size=min(256, len(ids)), replace=False)
+    sample = np.concatenate([docs[i] for i in sample_ids])
+    rows = []
+    for label, matrix in (("native", None), ("pca128", fit_projection(sample, 128))):
+        d_proj = {i: project(v, matrix) for i, v in docs.items()}
+        q_proj = {q: project(v, matrix) for q, v in query_vectors.items()}
+        dim = next(iter(d_proj.values())).shape[1]
+        baseline = rerank_quality(first_stage, q_proj, d_proj, qrels)
+        rows.append(
+            {
+                "space": label,
+                "dim": dim,
+                "codec": "float32",
+                "bytes_per_token": 4 * dim,
+                "ndcg@10": baseline,
+            }
+        )
+        projected_sample = project(sample, matrix)
+        for name, bits in (("float16", 0), ("int8", 0), ("residual", 2), ("residual", 1)):
+            codebook = fit_codebook(projected_sample, bits=bits) if name == "residual" else None
+            codec = Codec(name, dim, codebook)  # type: ignore[arg-type]
+            decoded, size, tokens = {}, 0, 0
+            for i, v in d_proj.items():
+                blob = codec.encode(v)
+                size += len(blob)
+                tokens += v.shape[0]
+                decoded[i] = codec.decode(blob)
+            ndcg = rerank_quality(first_stage, q_proj, decoded, qrels)
+            rows.append(
+                {
+                    "space": label,
+                    "dim": dim,
+                    "codec": f"{name}{bits if bits else ''}",
+                    "bytes_per_token": codec.bytes_per_token,
+                    "bytes_per_token_with_header": size / tokens,
+                    "ndcg@10": ndcg,
+                    "loss_vs_float32_same_dim": baseline - ndcg,
+                    "loss_vs_float32_native": rows[0]["ndcg@10"] - ndcg,
+                }
+            )
+    return {
+        "queries": len(queries),
+        "candidate_docs": len(ids),
+        "splade_ndcg@10": splade_ndcg,
+        "colbert_doc_encode_docs_per_s": len(ids) / encode_s,
+        "tokens_per_doc": float(np.mean([v.shape[0] for v in docs.values()])),
+        "rows": rows,
+        "_docs": docs,
+        "_query": next(iter(query_vectors.values())),
+        "_projection": fit_projection(sample, 128),
+    }
+
+
+def _median_ms(function: Any, repeats: int) -> float:
+    function()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def bench_maxsim(
+    docs: dict[str, np.ndarray], query: np.ndarray, projection: Projection
+) -> list[dict[str, Any]]:
+    """MaxSim alone (documents already decoded and packed), at 384 and 128 dims."""
+    out = []
+    for label, chosen_projection in (("native", None), ("pca128", projection)):
+        vectors = [torch.from_numpy(project(v, chosen_projection)) for v in docs.values()]
+        q = torch.from_numpy(project(query, chosen_projection))
+        for k in (10, 100, 1000):
+            chosen = vectors[:k]
+            packed = PackedDocuments.pack(chosen)
+            assert torch.allclose(maxsim(q, packed), maxsim_reference(q, chosen), atol=1e-4)
+            repeats = 50 if k <= 100 else 10
+            vectorised = _median_ms(lambda p=packed, q=q: maxsim(q, p), repeats)
+            loop = _median_ms(lambda c=chosen, q=q: maxsim_reference(q, c), repeats)
+            out.append(
+                {
+                    "space": label,
+                    "dim": int(q.shape[1]),
+                    "query_tokens": int(q.shape[0]),
+                    "k": k,
+                    "doc_tokens": int(packed.embeddings.shape[0]),
+                    "vectorised_ms": vectorised,
+                    "per_document_loop_ms": loop,
+                    "speedup": loop / vectorised,
+                }
+            )
+    return out
+
+
+def bench_end_to_end(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
+    qrels = load_qrels(args.dataset, "test")
+    queries = list(load_queries(args.dataset, set(qrels)).values())[:100]
+    splade = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
+    colbert = ColbertEncoder(ColbertConfig(device="cpu"))
+    searcher = Searcher(
+        cluster, splade, SearchConfig(index=args.colbert_index, source_includes=["colbert"])
+    )
+    reranker = open_reranker(cluster, args.colbert_index, colbert)
+    vectors = [searcher.encode_query(q) for q in queries]
+    fetch, rerank, encode = [], [], []
+    for i, text in enumerate(queries):
+        started = time.perf_counter()
+        hits = searcher.search_vector(vectors[i], 100)
+        fetch.append((time.perf_counter() - started) * 1000)
+        result = reranker.rerank(text, [h.as_dict() for h in hits])
+        encode.append(result.stats.encode_ms)
+        rerank.append(result.stats.decode_ms + result.stats.maxsim_ms)
+    total = [f + r for f, r in zip(fetch, rerank, strict=True)]
+
+    def p(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        return {
+            "p50_ms": statistics.median(ordered),
+            "p95_ms": ordered[int(0.95 * (len(ordered) - 1))],
+        }
+
+    return {
+        "queries": len(queries),
+        "search_with_embeddings_top100": p(fetch),
+        "decode_and_maxsim_top100": p(rerank),
+        "fetch_decode_maxsim_top100": p(total),
+        "colbert_query_encoding": p(encode),
+        "codec": reranker.codec.name,
+        "dim": reranker.codec.dim,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    codecs = result["codecs"]
+    lines = [
+        f"Machine: {result['machine']}; {result['engine']}; SPLADE top-100 of "
+        f"{codecs['queries']} SciFact test queries (SPLADE alone: nDCG@10 "
+        f"{codecs['splade_ndcg@10']:.4f}) reranked by zero-shot all-MiniLM-L6-v2 MaxSim "
+        f"({codecs['tokens_per_doc']:.0f} stored tokens/doc).",
+        "",
+        "| space | dim | codec | bytes/token | nDCG@10 | loss vs float32 (same dim) "
+        "| loss vs float32 (384) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in codecs["rows"]:
+        lines.append(
+            f"| {row['space']} | {row['dim']} | {row['codec']} | {row['bytes_per_token']:.0f} | "
+            f"{row['ndcg@10']:.4f} | {row.get('loss_vs_float32_same_dim', 0.0):+.4f} | "
+            f"{row.get('loss_vs_float32_native', 0.0):+.4f} |"
+        )
+    lines += [
+        "",
+        "| MaxSim only | dim | k | doc tokens | vectorised ms | per-document loop ms | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["maxsim"]:
+        lines.append(
+            f"| {row['space']} | {row['dim']} | {row['k']} | {row['doc_tokens']} | "
+            f"{row['vectorised_ms']:.2f} | {row['per_document_loop_ms']:.2f} | "
+            f"{row['speedup']:.1f}x |"
+        )
+    if "end_to_end" in result:
+        e = result["end_to_end"]
+        lines += [
+            "",
+            f"| over loopback, {e['queries']} queries, {e['codec']} at {e['dim']} dims "
+            "| p50 ms | p95 ms |",
+            "|---|---|---|",
+        ]
+        for key in (
+            "search_with_embeddings_top100",
+            "decode_and_maxsim_top100",
+            "fetch_decode_maxsim_top100",
+            "colbert_query_encoding",
+        ):
+            lines.append(f"| {key} | {e[key]['p50_ms']:.2f} | {e[key]['p95_ms']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--es-url", required=True)
+    parser.add_argument("--splade-index", required=True)
+    parser.add_argument("--colbert-index")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--cache", type=Path, help="Folder to keep document embeddings between runs."
+    )
+    args = parser.parse_args()
+    cluster = connect(ClusterConfig(url=args.es_url))
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "engine": f"{cluster.engine} {cluster.version}",
+    }
+    codecs = bench_codecs(args, cluster)
+    docs, query, projection = codecs.pop("_docs"), codecs.pop("_query"), codecs.pop("_projection")
+    result["codecs"] = codecs
+    result["maxsim"] = bench_maxsim(docs, query, projection)
+    if args.colbert_index:
+        result["end_to_end"] = bench_end_to_end(args, cluster)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "colbert.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "colbert.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""The encoding side of the bulk pipeline: validate, de-duplicate, skip, encode, in a thread.
+
+Documents flow in (validated ones and rejected inputs), and batches of ready bulk actions and
+failures flow out through a bounded queue, so memory stays bounded whatever the corpus size and
+the encoder runs while the writer waits on the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from splade_es.corpus import Document, Rejected
+
+logger = logging.getLogger(__name__)
+
+
+class EncodedFields(Protocol):
+    """What an encoder returns for a batch: one field dict per document, and counters."""
+
+    @property
+    def fields(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def counters(self) -> Mapping[str, int]: ...
+
+
+class DocumentEncoder(Protocol):
+    """Turns documents into the fields one representation stores (SPLADE terms, embeddings)."""
+
+    def encode(self, documents: Sequence[Document]) -> EncodedFields: ...
+
+
+@dataclass(frozen=True)
+class FieldBatch:
+    """Fields for each document of a batch, plus counters for the report.
+
+    Attributes:
+        fields: one ``{field: value}`` per document, in order.
+        counters: additive counts (e.g. ``truncated``, ``terms``) summed into the report.
+    """
+
+    fields: list[dict[str, Any]]
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A document that was not indexed."""
+
+    id: str
+    stage: str  # input, encode or index
+    status: int | None
+    error_type: str
+    reason: str
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, ensure_ascii=False)
+
+
+def read_checkpoint(path: Path | None) -> set[tuple[str, str]]:
+    """(id, digest) pairs acknowledged by earlier runs."""
+    if path is None or not path.exists():
+        return set()
+    done = set()
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            doc_id, _, digest = line.rstrip("\n").rpartition("\t")
+            if doc_id:
+                done.add((json.loads(doc_id), digest))
+    return done
+
+
+@dataclass(frozen=True)
+class Encoded:
+    document: Document
+    action: dict[str, Any]
+    size: int
+
+
+class Producer:
+    """Validates, de-duplicates, skips checkpointed documents and encodes, in a thread."""
+
+    def __init__(
+        self,
+        documents: Iterable[Document | Rejected],
+        encoders: Sequence[DocumentEncoder],
+        index: str,
+        encode_batch: int,
+        queue_batches: int,
+        done: set[tuple[str, str]],
+    ) -> None:
+        self.documents = documents
+        self.encoders = encoders
+        self.index = index
+        self.encode_batch = encode_batch
+        self.done = done
+        self.queue: queue.Queue[list[Encoded | Failure] | BaseException | None] = queue.Queue(
+            maxsize=queue_batches
+        )
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="splade-es-encoder", daemon=True)
+        self.counters: Counter[str] = Counter()
+        self.skipped = 0
+        self.encoded = 0
+        self.consumed = 0
+        self._seen: dict[str, int] = {}
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                self.thread.join(timeout=0.1)
+
+    def results(self) -> Iterator[Encoded | Failure]:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            for entry in item:
+                self.consumed += 1
+                yield entry
+
+    def _put(self, item: list[Encoded | Failure] | BaseException | None) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            batch: list[Document] = []
+            ready: list[Encoded | Failure] = []
+            for position, item in enumerate(self.documents):
+                if self.stopping.is_set():
+                    return
+                if isinstance(item, Rejected):
+                    ready.append(Failure(item.id, "input", None, "invalid_document", item.reason))
+                elif item.id in self._seen:
+                    first = self._seen[item.id]
+                    ready.append(
+                        Failure(
+                            item.id,
+                            "input",
+                            None,
+                            "duplicate_id",
+                            f"id also used by the document at position {first}; ids must be "
+                            "unique (the later one would overwrite the earlier)",
+                        )
+                    )
+                else:
+                    self._seen[item.id] = position
+                    if (item.id, item.digest) in self.done:
+                        self.skipped += 1
+                        ready.append(SKIPPED)
+                    else:
+                        batch.append(item)
+                if len(batch) >= self.encode_batch:
+                    ready.extend(self._encode(batch))
+                    batch = []
+                if len(ready) >= self.encode_batch:
+                    if not self._put(ready):
+                        return
+                    ready = []
+            ready.extend(self._encode(batch))
+            if ready and not self._put(ready):
+                return
+            self._put(None)
+        except BaseException as error:  # handed to the writer thread, which re-raises it
+            self._put(error)
+
+    def _encode(self, batch: list[Document]) -> list[Encoded | Failure]:
+        if not batch:
+            return []
+        try:
+            merged = self._fields(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                return [Failure(batch[0].id, "encode", None, type(error).__name__, str(error))]
+            logger.warning("Encoding a batch failed (%s); retrying its documents one by one", error)
+            out: list[Encoded | Failure] = []
+            for document in batch:
+                out.extend(self._encode([document]))
+            return out
+        self.encoded += len(batch)
+        out = []
+        for document, fields in zip(batch, merged, strict=True):
+            source = {"text": document.text, **dict(document.fields), **fields}
+            if document.title:
+                source["title"] = document.title
+            action = {
+                "_op_type": "index",
+                "_index": self.index,
+                "_id": document.id,
+                "_source": source,
+            }
+            size = _estimated_bytes(source) + len(document.id) + 64
+            out.append(Encoded(document, action, size))
+        return out
+
+    def _fields(self, batch: list[Document]) -> list[dict[str, Any]]:
+        merged: list[dict[str, Any]] = [{} for _ in batch]
+        counters: Counter[str] = Counter()
+        for encoder in self.encoders:
+            result = encoder.encode(batch)
+            if len(result.fields) != len(batch):
+                raise RuntimeError(
+                    f"{type(encoder).__name__} returned {len(result.fields)} results for "
+                    f"{len(batch)} documents"
+                )
+            for target, fields in zip(merged, result.fields, strict=True):
+                target.update(fields)
+            counters.update(result.counters)
+        self.counters.update(counters)
+        return merged
+
+
+SKIPPED = Failure("", "skipped", None, "", "")
+
+
+def _estimated_bytes(value: Any) -> int:
+    """Serialised JSON size, estimated without serialising (chunk_bytes is a soft limit).
+
+    Strings count their UTF-8 length plus quotes; numbers 12 bytes; containers their parts.
+    """
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass")) + 2
+    if isinstance(value, dict):
+        return 2 + sum(len(str(k)) + 4 + _estimated_bytes(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return 2 + sum(_estimated_bytes(v) + 1 for v in value)
+    return 12
