@@ -73,3 +73,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'colbert_rerank' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """Lets ``dir()`` and ``pydoc`` see the lazily imported names."""
+    return sorted(set(globals()) | set(__all__))
