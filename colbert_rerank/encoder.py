@@ -82,7 +82,7 @@ def resolve_model_path(model: str) -> str:
     return resolve_packaged_model(model, ALIASES)
 
 
-def _is_sentence_embedding_model(path: str) -> bool:
+def is_sentence_embedding_model(path: str) -> bool:
     """A sentence-transformers checkpoint with a Pooling module (not a multi-vector one)."""
     try:
         from sentence_transformers.util import load_file_path
@@ -101,7 +101,7 @@ def _is_sentence_embedding_model(path: str) -> bool:
     return any("Pooling" in str(m.get("type", "")) for m in modules)
 
 
-def _sentence_length(path: str) -> int | None:
+def sentence_length(path: str) -> int | None:
     """The max sequence length a sentence-transformers checkpoint was configured with."""
     from sentence_transformers.util import load_file_path
 
@@ -135,8 +135,8 @@ class ColbertEncoder:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
-            if _is_sentence_embedding_model(path):
-                transformer = Transformer(path, max_seq_length=_sentence_length(path))
+            if is_sentence_embedding_model(path):
+                transformer = Transformer(path, max_seq_length=sentence_length(path))
                 self.model = MultiVectorEncoder(
                     modules=[transformer, MultiVectorMask(skiplist_words=list(string.punctuation))],
                     device=device,

@@ -113,7 +113,7 @@ def _torch_dtype(dtype: DType, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
 
 
-def _mlm_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def mlm_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """hidden states -> vocabulary logits for known MLM architectures, else ``None``."""
     if hasattr(model, "cls") and hasattr(model.cls, "predictions"):  # BERT family
         head: Callable[[torch.Tensor], torch.Tensor] = model.cls
@@ -165,7 +165,7 @@ class SpladeEncoder:
             self.model.to(self._dtype)
         self._tokenizer = self.model.tokenizer
         self._mlm, checkpoint_pooling = self._fast_parts()
-        self._head = _mlm_head(self._mlm) if self._mlm is not None else None
+        self._head = mlm_head(self._mlm) if self._mlm is not None else None
         self.pooling: Pooling = config.pooling or checkpoint_pooling
         vocab = self._tokenizer.get_vocab()
         tokens = [""] * len(vocab)
@@ -184,7 +184,7 @@ class SpladeEncoder:
             strategy = modules[1].pooling_strategy
             activation = getattr(modules[1], "activation_function", "relu")
             mlm = getattr(modules[0], "auto_model", None)
-            if activation == "relu" and strategy in ("max", "sum") and _mlm_head(mlm) is not None:
+            if activation == "relu" and strategy in ("max", "sum") and mlm_head(mlm) is not None:
                 pooling: Pooling = "sum" if strategy == "sum" else "max"
                 return mlm, pooling
         logger.warning(

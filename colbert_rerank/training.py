@@ -1,0 +1,224 @@
+"""ColBERT training: contrastive loss over positive, in-batch and hard negatives, or MarginMSE
+distillation, on sentence-transformers' ``MultiVectorEncoderTrainer``.
+
+Starts from the shipped zero-shot MiniLM (a sentence-embedding checkpoint, turned into a
+late-interaction model the same way :class:`~colbert_rerank.encoder.ColbertEncoder` does) or
+from any ColBERT checkpoint (Stanford, PyLate, sentence-transformers). With ``dim`` the token
+embeddings go through a trained linear projection to ``dim`` dims, initialised with the
+principal directions of the start model's document token embeddings (so step 0 already ranks
+like the zero-shot model at that size). The saved model loads with ``ColbertEncoder``.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+
+from colbert_rerank.encoder import (
+    DEFAULT_MODEL,
+    ColbertConfig,
+    ColbertEncoder,
+    is_sentence_embedding_model,
+    resolve_model_path,
+    sentence_length,
+)
+from colbert_rerank.projection import fit_projection
+from colbert_rerank.training_support import (
+    LOG_FILE,
+    Schedule,
+    as_dataset,
+    example_rows,
+    log_callback,
+    run_trainer,
+    training_arguments,
+)
+
+Loss = Literal["contrastive", "margin-mse"]
+
+
+class ExampleLike(Protocol):
+    """A training row: a query, a judged positive, hard negatives."""
+
+    @property
+    def query(self) -> str: ...
+
+    @property
+    def positive(self) -> str: ...
+
+    @property
+    def negatives(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class ColbertTrainConfig:
+    """What to train and how.
+
+    Attributes:
+        schedule: epochs, batch, learning rate, seed, precision, checkpoints.
+        model: start checkpoint (the zero-shot ``all-MiniLM-L6-v2`` default, or a ColBERT one).
+        dim: output dims through a trained projection (zero-shot start only; ``None`` keeps
+            the backbone's).
+        loss: ``contrastive`` (softmax over positive, in-batch and hard negatives) or
+            ``margin-mse`` (needs teacher margins).
+        scale: multiplies MaxSim scores inside the softmax.
+        device: ``None`` picks CUDA, else CPU.
+        projection_sample: documents whose token embeddings initialise the projection.
+    """
+
+    schedule: Schedule
+    model: str = DEFAULT_MODEL
+    dim: int | None = None
+    loss: Loss = "contrastive"
+    scale: float = 1.0
+    device: str | None = None
+    projection_sample: int = 256
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("contrastive", "margin-mse"):
+            raise ValueError(f"loss={self.loss!r}: expected contrastive or margin-mse.")
+        if self.dim is not None and (not isinstance(self.dim, int) or self.dim < 1):
+            raise ValueError(f"dim={self.dim!r}: expected a positive integer (e.g. 128).")
+        if not self.scale > 0:
+            raise ValueError(f"scale={self.scale!r}: expected > 0.")
+
+
+def _model_type(path: str) -> str | None:
+    from sentence_transformers.util import load_file_path
+
+    try:
+        config_file = load_file_path(path, "config_sentence_transformers.json")
+    except Exception:  # no such file locally or on the hub
+        return None
+    if config_file is None:
+        return None
+    value = json.loads(Path(config_file).read_text()).get("model_type")
+    return str(value) if value else None
+
+
+def load_trainable(config: ColbertTrainConfig, device: str, sample: Sequence[str]) -> Any:
+    """The MultiVectorEncoder to train, or ValueError for a checkpoint of another kind."""
+    from sentence_transformers import MultiVectorEncoder
+    from sentence_transformers.base.modules import Dense, Normalize, Transformer
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+
+    path = resolve_model_path(config.model)
+    kind = _model_type(path)
+    if kind in ("SparseEncoder", "CrossEncoder"):
+        raise ValueError(
+            f"{config.model!r} is a {kind} checkpoint, not a token-embedding model: start ColBERT "
+            f"training from {DEFAULT_MODEL!r}, a sentence-embedding model or a ColBERT checkpoint."
+        )
+    if not is_sentence_embedding_model(path):
+        if config.dim is not None:
+            raise ValueError(
+                f"dim={config.dim} applies to a zero-shot start only: {config.model!r} already "
+                "has its own projection (leave --dim out)."
+            )
+        return MultiVectorEncoder(path, device=device)
+    transformer = Transformer(path, max_seq_length=sentence_length(path))
+    modules: list[Any] = [transformer]
+    if config.dim is not None:
+        hidden = transformer.get_embedding_dimension()
+        if config.dim > hidden:
+            raise ValueError(f"dim={config.dim} exceeds the backbone's {hidden} dims.")
+        start = ColbertEncoder(ColbertConfig(model=config.model, device=device))
+        tokens = np.concatenate(start.encode_documents(list(sample)).embeddings)
+        projection = fit_projection(tokens, config.dim)
+        modules.append(
+            Dense(
+                in_features=hidden,
+                out_features=config.dim,
+                bias=False,
+                activation_function=torch.nn.Identity(),
+                init_weight=torch.from_numpy(projection.matrix.T.copy()),
+                module_input_name="token_embeddings",
+            )
+        )
+    modules += [
+        MultiVectorMask(skiplist_words=list(string.punctuation)),
+        Normalize(module_input_name="token_embeddings"),
+    ]
+    return MultiVectorEncoder(modules=modules, device=device)
+
+
+def train_colbert(
+    config: ColbertTrainConfig,
+    examples: Sequence[ExampleLike],
+    margins: Sequence[Sequence[float]] | None = None,
+    dev: tuple[Mapping[str, str], Mapping[str, str], Mapping[str, set[str]]] | None = None,
+) -> Path:
+    """Train and save; return ``<output_dir>/final`` (load it with ``ColbertEncoder``).
+
+    Args:
+        config: start model, projection, loss, schedule.
+        examples: rows with the same number of hard negatives each.
+        margins: teacher margins per example (``margin-mse``).
+        dev: ``(queries, corpus, relevant ids)`` for nDCG@10 during training.
+    """
+    from sentence_transformers.multi_vector_encoder import (
+        MultiVectorEncoderTrainer,
+        MultiVectorEncoderTrainingArguments,
+    )
+    from sentence_transformers.multi_vector_encoder.evaluation import (
+        MultiVectorInformationRetrievalEvaluator,
+    )
+    from sentence_transformers.multi_vector_encoder.losses import (
+        MultiVectorMarginMSELoss,
+        MultiVectorMultipleNegativesRankingLoss,
+    )
+
+    if not examples:
+        raise ValueError("No training example.")
+    if config.loss == "margin-mse" and margins is None:
+        raise ValueError("loss margin-mse needs teacher margins: pass a --teacher.")
+    if config.loss == "margin-mse" and not examples[0].negatives:
+        raise ValueError("loss margin-mse needs hard negatives: mine them first.")
+    schedule = config.schedule
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(schedule.seed)
+    sample = [e.positive for e in examples[: config.projection_sample]]
+    model = load_trainable(config, device, sample)
+    loss: Any
+    if config.loss == "contrastive":
+        loss = MultiVectorMultipleNegativesRankingLoss(model, scale=config.scale)
+    else:
+        loss = MultiVectorMarginMSELoss(model)
+    evaluator = None
+    if dev is not None:
+        queries, corpus, relevant = dev
+        evaluator = MultiVectorInformationRetrievalEvaluator(
+            queries=dict(queries),
+            corpus=dict(corpus),
+            relevant_docs={q: set(d) for q, d in relevant.items()},
+            name="dev",
+            write_csv=False,
+            mrr_at_k=[10],
+            ndcg_at_k=[10],
+            accuracy_at_k=[1],
+            precision_recall_at_k=[10, 100],
+            map_at_k=[10],
+        )
+    args = training_arguments(
+        MultiVectorEncoderTrainingArguments, schedule, device, has_dev=evaluator is not None
+    )
+    trainer = MultiVectorEncoderTrainer(
+        model=model,
+        args=args,
+        train_dataset=as_dataset(
+            example_rows(examples, margins if config.loss == "margin-mse" else None)
+        ),
+        loss=loss,
+        evaluator=evaluator,
+        callbacks=[log_callback(schedule.output_dir / LOG_FILE)],
+    )
+    run_trainer(trainer, schedule)
+    final = schedule.output_dir / "final"
+    model.save_pretrained(str(final))
+    return final

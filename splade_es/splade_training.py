@@ -1,0 +1,260 @@
+"""SPLADE training: ranking loss + λ_q·reg(queries) + λ_d·reg(documents), λ warmed up.
+
+Built on sentence-transformers' ``SparseEncoderTrainer`` and ``SpladeLoss``: the ranking loss is
+its ``SparseMultipleNegativesRankingLoss`` (InfoNCE over the positive, in-batch and hard
+negatives; the default) or ``SparseMarginMSELoss`` (distillation from teacher margins), or the
+margin ranking loss below; the regulariser is its ``FlopsLoss`` (default) or the L1 norm below;
+λ follows its quadratic ``SpladeRegularizerWeightSchedulerCallback`` over the first
+``lambda_warmup_steps`` steps. Only the margin ranking loss and L1 are written here (the library
+has neither for sparse encoders).
+
+Logged at each evaluation (``training_log.jsonl`` in the output folder): ranking loss,
+regulariser terms, λ_q and λ_d, average non-zero terms per query and per document, the FLOPS
+estimate, and nDCG@10 on the dev split.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from colbert_rerank.training_support import (
+    LOG_FILE,
+    Schedule,
+    as_dataset,
+    example_rows,
+    log_callback,
+    run_trainer,
+    training_arguments,
+)
+from splade_es.encoder import mlm_head, pick_device, resolve_model_path
+from splade_es.training_data import Judgements, TrainingExample
+
+logger = logging.getLogger(__name__)
+
+RankingLoss = Literal["infonce", "margin", "margin-mse"]
+Regularizer = Literal["flops", "l1"]
+
+
+@dataclass(frozen=True)
+class SpladeTrainConfig:
+    """What to train and how.
+
+    Attributes:
+        model: the starting checkpoint (HF id, local folder, ``splade-tiny``): an MLM model
+            with SPLADE pooling, or a bare MLM checkpoint (gets max pooling).
+        loss: ``infonce`` (contrastive softmax), ``margin`` (hinge on positive minus negative
+            score) or ``margin-mse`` (distillation: needs teacher margins).
+        regularizer: ``flops`` (squared mean activation per term) or ``l1``.
+        lambda_query / lambda_document: final regulariser weights (λ_q, λ_d).
+        lambda_warmup_steps: steps over which λ grows quadratically from 0.
+        margin: the hinge margin of the ``margin`` loss.
+        scale: multiplies scores inside the InfoNCE softmax (1 for raw SPLADE dot products).
+        document_max_length: tokens kept per text while training (queries are shorter).
+        device: ``None`` picks CUDA, then MPS, then CPU.
+        schedule: epochs, batch, learning rate, seed, precision, checkpoints.
+    """
+
+    schedule: Schedule
+    model: str = "splade-tiny"
+    loss: RankingLoss = "infonce"
+    regularizer: Regularizer = "flops"
+    lambda_query: float = 1e-3
+    lambda_document: float = 1e-3
+    lambda_warmup_steps: int = 100
+    margin: float = 1.0
+    scale: float = 1.0
+    document_max_length: int = 256
+    device: str | None = None
+    dev_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("infonce", "margin", "margin-mse"):
+            raise ValueError(f"loss={self.loss!r}: expected infonce, margin or margin-mse.")
+        if self.regularizer not in ("flops", "l1"):
+            raise ValueError(f"regularizer={self.regularizer!r}: expected flops or l1.")
+        for name in ("lambda_query", "lambda_document"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(
+                    f"{name}={value!r}: λ must be >= 0 (0 turns the regulariser off; papers "
+                    "use 1e-4..1e-1)."
+                )
+        if self.lambda_warmup_steps < 0:
+            raise ValueError(f"lambda_warmup_steps={self.lambda_warmup_steps!r}: expected >= 0.")
+        if self.document_max_length < 1:
+            raise ValueError(
+                f"document_max_length={self.document_max_length!r}: expected a positive integer."
+            )
+
+
+class MarginRankingLoss(nn.Module):
+    """``mean(relu(margin - s(q, d+) + s(q, d-)))`` over every hard negative (dot product)."""
+
+    def __init__(self, model: Any, margin: float = 1.0) -> None:
+        super().__init__()
+        self.model = model
+        self.margin = margin
+
+    def compute_loss_from_embeddings(
+        self, embeddings: list[torch.Tensor], labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        query, positive, *negatives = embeddings
+        if not negatives:
+            raise ValueError("The margin loss needs hard negatives: mine them first.")
+        positive_scores = (query * positive).sum(dim=-1)
+        hinges = [
+            torch.relu(self.margin - positive_scores + (query * n).sum(dim=-1)) for n in negatives
+        ]
+        return torch.stack(hinges).mean()
+
+    def forward(self, sentence_features: Any, labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError("Use MarginRankingLoss inside SpladeLoss.")
+
+
+class L1Regularizer(nn.Module):
+    """Mean L1 norm of the vectors: pushes every weight down, unlike FLOPS, which pushes
+    hardest on the terms many documents share."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def compute_loss_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return embeddings.abs().sum(dim=1).mean()
+
+
+def load_trainable(model: str, device: str, document_max_length: int) -> Any:
+    """The SparseEncoder to train, or ValueError if the checkpoint is not a SPLADE/MLM model."""
+    from sentence_transformers import SparseEncoder
+
+    path = resolve_model_path(model)
+    try:
+        encoder = SparseEncoder(path, device=device)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot load SPLADE model {model!r} to train: {error}") from error
+    names = [type(m).__name__ for m in encoder]
+    backbone = getattr(encoder[0], "auto_model", None)
+    if len(names) != 2 or names[1] != "SpladePooling" or mlm_head(backbone) is None:
+        raise ValueError(
+            f"{model!r} has modules {names}, not an MLM model with SPLADE pooling: start SPLADE "
+            "training from a SPLADE checkpoint (naver/splade-v3, splade-tiny) or an MLM "
+            "checkpoint (bert-base-uncased), not a sentence-embedding or ColBERT model."
+        )
+    encoder.max_seq_length = document_max_length
+    return encoder
+
+
+def dev_evaluator(dev: Judgements, corpus: Mapping[str, str], batch_size: int) -> Any:
+    """In-memory IR evaluation on the dev queries (nDCG@10, active dims, FLOPS)."""
+    from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
+
+    relevant = {q: {d for d, r in dev.qrels[q].items() if r > 0 and d in corpus} for q in dev.qrels}
+    return SparseInformationRetrievalEvaluator(
+        queries=dict(dev.queries),
+        corpus=dict(corpus),
+        relevant_docs=relevant,
+        name="dev",
+        batch_size=batch_size,
+        write_csv=False,
+        mrr_at_k=[10],
+        ndcg_at_k=[10],
+        accuracy_at_k=[1],
+        precision_recall_at_k=[10, 100],
+        map_at_k=[10],
+    )
+
+
+def build_loss(config: SpladeTrainConfig, encoder: Any) -> Any:
+    from sentence_transformers.sparse_encoder.losses import (
+        SparseMarginMSELoss,
+        SparseMultipleNegativesRankingLoss,
+        SpladeLoss,
+    )
+
+    ranking: nn.Module
+    if config.loss == "infonce":
+        ranking = SparseMultipleNegativesRankingLoss(encoder, scale=config.scale)
+    elif config.loss == "margin":
+        ranking = MarginRankingLoss(encoder, config.margin)
+    else:
+        ranking = SparseMarginMSELoss(encoder)
+    regularizers: dict[str, Any] = {}
+    if config.regularizer == "l1":
+        regularizers = {
+            "document_regularizer": L1Regularizer(encoder),
+            "query_regularizer": L1Regularizer(encoder),
+        }
+    return SpladeLoss(
+        encoder,
+        loss=ranking,
+        document_regularizer_weight=config.lambda_document,
+        query_regularizer_weight=config.lambda_query,
+        **regularizers,
+    )
+
+
+def train_splade(
+    config: SpladeTrainConfig,
+    examples: Sequence[TrainingExample],
+    margins: Sequence[Sequence[float]] | None = None,
+    dev: tuple[Judgements, Mapping[str, str]] | None = None,
+) -> Path:
+    """Train and save; return the folder of the final model (``<output_dir>/final``).
+
+    Args:
+        config: model, loss, λ and schedule.
+        examples: the training rows (all with the same number of hard negatives).
+        margins: teacher margins ``s(q, d+) - s(q, d-_i)`` per example (``margin-mse`` only).
+        dev: dev judgements and the corpus to rank them in (for the logged nDCG@10).
+
+    The saved folder loads with ``SpladeEncoder(EncoderConfig(model=<folder>))``.
+    """
+    from sentence_transformers.sparse_encoder import (
+        SparseEncoderTrainer,
+        SparseEncoderTrainingArguments,
+    )
+    from sentence_transformers.sparse_encoder.callbacks import (
+        SpladeRegularizerWeightSchedulerCallback,
+    )
+
+    if config.loss == "margin-mse" and margins is None:
+        raise ValueError("loss margin-mse needs teacher margins: pass a --teacher.")
+    if config.loss != "margin-mse" and margins is not None:
+        raise ValueError(f"Teacher margins are only used by margin-mse, not {config.loss}.")
+    if config.loss in ("margin", "margin-mse") and not examples[0].negatives:
+        raise ValueError(f"loss {config.loss} needs hard negatives: mine them first.")
+    schedule = config.schedule
+    device = str(pick_device(config.device))
+    torch.manual_seed(schedule.seed)
+    encoder = load_trainable(config.model, device, config.document_max_length)
+    dataset = as_dataset(example_rows(examples, margins))
+    loss = build_loss(config, encoder)
+    total = schedule.total_steps(len(dataset))
+    warmup = SpladeRegularizerWeightSchedulerCallback(
+        loss,
+        scheduler_type="quadratic",
+        warmup_ratio=min(1.0, max(config.lambda_warmup_steps, 1) / total),
+    )
+    evaluator = dev_evaluator(dev[0], dev[1], config.dev_batch_size) if dev else None
+    args = training_arguments(
+        SparseEncoderTrainingArguments, schedule, device, has_dev=evaluator is not None
+    )
+    trainer = SparseEncoderTrainer(
+        model=encoder,
+        args=args,
+        train_dataset=dataset,
+        loss=loss,
+        evaluator=evaluator,
+        callbacks=[warmup, log_callback(schedule.output_dir / LOG_FILE)],
+    )
+    run_trainer(trainer, schedule)
+    final = schedule.output_dir / "final"
+    encoder.save_pretrained(str(final))
+    return final
