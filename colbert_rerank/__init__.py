@@ -34,6 +34,9 @@ _EXPORTS = {
     "RerankError": "colbert_rerank.rerank",
     "RerankResult": "colbert_rerank.rerank",
     "Reranker": "colbert_rerank.rerank",
+    "ColbertTrainConfig": "colbert_rerank.training",
+    "train_colbert": "colbert_rerank.training",
+    "Schedule": "colbert_rerank.training_support",
     "EmbeddingFields": "colbert_rerank.storage",
     "mget_fetcher": "colbert_rerank.storage",
 }
@@ -44,6 +47,7 @@ __all__ = [
     "CodecError",
     "ColbertConfig",
     "ColbertEncoder",
+    "ColbertTrainConfig",
     "EmbeddingFields",
     "Fusion",
     "PackedDocuments",
@@ -51,11 +55,13 @@ __all__ = [
     "RerankError",
     "RerankResult",
     "Reranker",
+    "Schedule",
     "__version__",
     "fit_codebook",
     "fuse",
     "maxsim",
     "mget_fetcher",
+    "train_colbert",
 ]
 
 if TYPE_CHECKING:
@@ -66,6 +72,8 @@ if TYPE_CHECKING:
     from colbert_rerank.maxsim import PackedDocuments, maxsim
     from colbert_rerank.rerank import RerankConfig, Reranker, RerankError, RerankResult
     from colbert_rerank.storage import EmbeddingFields, mget_fetcher
+    from colbert_rerank.training import ColbertTrainConfig, train_colbert
+    from colbert_rerank.training_support import Schedule
 
 
 def __getattr__(name: str) -> Any:

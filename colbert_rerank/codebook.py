@@ -48,6 +48,7 @@ class Codebook:
 
     @property
     def dim(self) -> int:
+        """Embedding dimensions of the centroids."""
         return int(self.centroids.shape[1])
 
     def to_bytes(self) -> bytes:

@@ -131,6 +131,7 @@ class Codec:
 
     @property
     def bytes_per_token(self) -> float:
+        """Stored bytes per token embedding (the blob header aside)."""
         return payload_bytes(Header(self.name, self.bits, self.dim, 1, self.tag))
 
     def encode(self, embeddings: npt.NDArray[np.float32]) -> bytes:

@@ -164,6 +164,7 @@ class ColbertEncoder:
 
     @property
     def document_length(self) -> int:
+        """The token limit applied to documents."""
         backbone: Any = self.model[0]
         length: Any = getattr(backbone, "document_length", None) or self.model.max_seq_length
         return int(length)

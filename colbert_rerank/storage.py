@@ -56,6 +56,7 @@ class EmbeddingFields:
         self.field = field
 
     def encode(self, documents: Sequence[TextDocument]) -> StoredBatch:
+        """The embeddings field of each document (encoded blobs), with token counts."""
         batch = self.encoder.encode_documents([d.encoded_text for d in documents])
         fields, stored_bytes, tokens = [], 0, 0
         for vectors in batch.embeddings:

@@ -45,6 +45,14 @@ _EXPORTS = {
     "swap_alias": "splade_es.index_admin",
     "SpladeFields": "splade_es.representation",
     "prepare_index": "splade_es.representation",
+    "MiningConfig": "splade_es.negatives",
+    "mine_negatives": "splade_es.negatives",
+    "SpladeTrainConfig": "splade_es.splade_training",
+    "train_splade": "splade_es.splade_training",
+    "Judgements": "splade_es.training_data",
+    "TrainingExample": "splade_es.training_data",
+    "build_examples": "splade_es.training_data",
+    "load_judgements": "splade_es.training_data",
     "Hit": "splade_es.search",
     "SearchConfig": "splade_es.search",
     "Searcher": "splade_es.search",
@@ -62,21 +70,29 @@ __all__ = [
     "FieldNames",
     "Hit",
     "IndexReport",
+    "Judgements",
     "Limits",
+    "MiningConfig",
     "Pruning",
     "SearchConfig",
     "Searcher",
     "SparseVector",
     "SpladeEncoder",
     "SpladeFields",
+    "SpladeTrainConfig",
+    "TrainingExample",
     "__version__",
+    "build_examples",
     "connect",
     "evaluate",
     "from_records",
     "index_documents",
+    "load_judgements",
+    "mine_negatives",
     "prepare_index",
     "read_corpus",
     "swap_alias",
+    "train_splade",
 ]
 
 if TYPE_CHECKING:
@@ -87,8 +103,11 @@ if TYPE_CHECKING:
     from splade_es.evaluation import EvalConfig, evaluate
     from splade_es.features import Pruning, SparseVector
     from splade_es.index_admin import swap_alias
+    from splade_es.negatives import MiningConfig, mine_negatives
     from splade_es.representation import SpladeFields, prepare_index
     from splade_es.search import Hit, SearchConfig, Searcher
+    from splade_es.splade_training import SpladeTrainConfig, train_splade
+    from splade_es.training_data import Judgements, TrainingExample, build_examples, load_judgements
 
 
 def __getattr__(name: str) -> Any:

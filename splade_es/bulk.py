@@ -133,10 +133,12 @@ class IndexReport:
 
     @property
     def failed(self) -> int:
+        """Documents not indexed (rejected input and failed writes)."""
         return len(self.failures)
 
     @property
     def docs_per_second(self) -> float:
+        """Indexed documents per second of wall time."""
         return self.indexed / self.seconds if self.seconds > 0 else 0.0
 
 

@@ -114,6 +114,7 @@ class Cluster:
 
     @property
     def major(self) -> int:
+        """The engine's major version (e.g. 9 for Elasticsearch 9.5.4)."""
         return int(self.version.split(".", 1)[0])
 
     def request(
@@ -133,6 +134,7 @@ class Cluster:
         return _request(self.client, self.engine, self.url, method, path, body, params)
 
     def close(self) -> None:
+        """Close the client's connections."""
         self.client.close()
 
     def __repr__(self) -> str:

@@ -39,6 +39,7 @@ class Document:
 
     @property
     def encoded_text(self) -> str:
+        """What the models encode: the title, a space, the text."""
         return encoded_text(self.title, self.text)
 
     @property

@@ -122,6 +122,7 @@ class Pruning:
 
     @property
     def name(self) -> str:
+        """The policy as a short label for reports (e.g. ``top_k=128``)."""
         parts = []
         if self.top_k is not None:
             parts.append(f"top_k={self.top_k}")

@@ -63,9 +63,9 @@ def plot(report: Mapping[str, Any], path: Path) -> None:
         )
         quality.bar_label(bars, fmt="%.3f", fontsize=8)
     quality.set_xticks(list(positions), stages)
-    quality.set_ylim(0, 1.05)
+    quality.set_ylim(0, 1.18)  # room for the legend above the bars
     quality.set_title("Quality by stage")
-    quality.legend(loc="lower right")
+    quality.legend(loc="upper left", ncol=2)
     for offset, metric, colour in (
         (-width / 2, "latency_ms_p50", "#5b9b5b"),
         (width / 2, "latency_ms_p95", "#b55b5b"),
@@ -82,9 +82,13 @@ def plot(report: Mapping[str, Any], path: Path) -> None:
     latency.set_ylabel("ms per query (client side)")
     latency.set_title("Latency by stage")
     latency.legend()
+    models = f"SPLADE {_short(report['model'])}"
+    if report.get("colbert_model"):
+        models += f", ColBERT {_short(report['colbert_model'])}"
     figure.suptitle(
-        f"{report['dataset']} {report['split']} - {report['engine']} {report['engine_version']}, "
-        f"{report['index_docs']} docs, model {report['model']}"
+        f"{report['dataset']} {report['split']} ({report['index_docs']} docs) - "
+        f"{report['engine']} {report['engine_version']}\n{models}",
+        fontsize=10,
     )
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -99,6 +103,11 @@ def write(report: Mapping[str, Any], out: Path) -> list[Path]:
     paths[1].write_text(markdown(report))
     plot(report, paths[2])
     return paths
+
+
+def _short(model: str, width: int = 45) -> str:
+    """A model name or path cut to its end, for titles."""
+    return model if len(model) <= width else "..." + model[-(width - 3) :]
 
 
 def _cell(value: Any) -> str:

@@ -26,6 +26,7 @@ class SpladeFields:
         self.field = field
 
     def encode(self, documents: Sequence[Document]) -> FieldBatch:
+        """The SPLADE field of each document, with per-document counts for the report."""
         batch = self.encoder.encode_documents([d.encoded_text for d in documents])
         vocabulary = self.encoder.vocabulary
         fields = [{self.field: vocabulary.to_features(v)} for v in batch.vectors]

@@ -62,7 +62,11 @@ def markdown(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
 
 
 def plot(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
-    """nDCG@10 against avg terms per document (each point labelled with λ_d), and latency."""
+    """nDCG@10 against avg terms per document (each point labelled with λ_d), and latency.
+
+    Rows without a term count (their index was reused, so nothing was encoded) are left out
+    of the plot; the table still lists them.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,6 +74,8 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
 
     figure, (quality, latency) = plt.subplots(1, 2, figsize=(11, 4.2))
     for row in rows:
+        if row.get("avg_terms_per_doc") is None:
+            continue
         trained = row.get("lambda_document") is not None
         label = f"λ_d={row['lambda_document']:g}" if trained else row["model"]
         marker, colour = ("o", "#2f6db5") if trained else ("s", "#888888")

@@ -34,6 +34,7 @@ class Judgements:
     corpus: Mapping[str, str]
 
     def positives(self, query_id: str) -> list[str]:
+        """The documents judged relevant (relevance > 0) for ``query_id``."""
         return [d for d, relevance in self.qrels[query_id].items() if relevance > 0]
 
     def subset(self, query_ids: Sequence[str]) -> Judgements:

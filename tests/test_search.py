@@ -180,3 +180,10 @@ def test_quantisation_error_is_bounded(splade_encoder):
     weights = np.concatenate([v.weights for v in vectors])
     relative = (weights - lucene_stored(weights)) / weights
     assert relative.max() < 2**-8 and relative.min() >= 0
+
+
+def test_average_stored_terms_counts_what_the_index_holds(cluster, splade_encoder, indexed):
+    searcher = Searcher(cluster, splade_encoder, SearchConfig(index=indexed))
+    vectors = splade_encoder.encode_documents([f"{d['title']} {d['text']}" for d in DOCS]).vectors
+    expected = np.mean([len(v.ids) for v in vectors])
+    assert searcher.average_stored_terms(page=5) == pytest.approx(expected)

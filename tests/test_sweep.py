@@ -30,3 +30,12 @@ def test_rows_table_and_plot(tmp_path):
     assert [p.name for p in paths] == ["sweep.json", "sweep.md", "sweep.png"]
     assert json.loads(paths[0].read_text())["rows"][2]["ndcg@10"] == 0.63
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rows_of_reused_indices_are_listed_but_not_plotted(tmp_path):
+    reused = report(0.0, 1_000_000, 20.0, 0.5)
+    reused["indexing"] = {"reused": True}
+    rows = [sweep.sweep_row("λ_d=0.01", 0.01, reused, 3.0)]
+    assert "| λ_d=0.01 | 0.01 | - |" in sweep.markdown(rows, "c")
+    paths = sweep.write(rows, tmp_path, "c")
+    assert paths[2].is_file()
