@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def available_splits(directory: Path) -> list[str]:
@@ -35,21 +37,27 @@ def load_qrels(directory: Path, split: str) -> dict[str, dict[str, int]]:
     return qrels
 
 
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` for each non-blank line of a JSONL file."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not JSON ({error.msg}).") from error
+            yield number, value
+
+
 def load_queries(directory: Path, ids: set[str] | None = None) -> dict[str, str]:
     """``{query id: text}`` from ``queries.jsonl`` (only ``ids`` when given)."""
     path = directory / "queries.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{directory} has no queries.jsonl (not a BEIR folder).")
     queries: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error.msg}).") from error
-            query_id = str(record.get("_id"))
-            if ids is None or query_id in ids:
-                queries[query_id] = str(record.get("text", ""))
+    for _, record in iter_jsonl(path):
+        query_id = str(record.get("_id"))
+        if ids is None or query_id in ids:
+            queries[query_id] = str(record.get("text", ""))
     return queries

@@ -79,24 +79,10 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
         trained = row.get("lambda_document") is not None
         label = f"λ_d={row['lambda_document']:g}" if trained else row["model"]
         marker, colour = ("o", "#2f6db5") if trained else ("s", "#888888")
-        quality.scatter(row["avg_terms_per_doc"], row["ndcg@10"], marker=marker, color=colour, s=50)
-        quality.annotate(
-            label,
-            (row["avg_terms_per_doc"], row["ndcg@10"]),
-            fontsize=8,
-            xytext=(5, 4),
-            textcoords="offset points",
-        )
-        latency.scatter(
-            row["avg_terms_per_doc"], row["latency_ms_p50"], marker=marker, color=colour, s=50
-        )
-        latency.annotate(
-            label,
-            (row["avg_terms_per_doc"], row["latency_ms_p50"]),
-            fontsize=8,
-            xytext=(5, 4),
-            textcoords="offset points",
-        )
+        for axis, key in ((quality, "ndcg@10"), (latency, "latency_ms_p50")):
+            point = (row["avg_terms_per_doc"], row[key])
+            axis.scatter(*point, marker=marker, color=colour, s=50)
+            axis.annotate(label, point, fontsize=8, xytext=(5, 4), textcoords="offset points")
     quality.set_xlabel("average non-zero terms per document")
     quality.set_ylabel("nDCG@10 (real node)")
     quality.set_title("Quality against document sparsity")

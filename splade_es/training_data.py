@@ -9,13 +9,12 @@ name the ids.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from splade_es.beir import load_qrels, load_queries
+from splade_es.beir import iter_jsonl, load_qrels, load_queries
 from splade_es.corpus import Limits, Rejected, read_beir
 
 
@@ -173,28 +172,21 @@ def read_triples(path: Path) -> list[TrainingExample]:
     if not path.is_file():
         raise FileNotFoundError(f"No triples file at {path}.")
     examples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error.msg}).") from error
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: expected an object with query/positive.")
-            query, positive = record.get("query"), record.get("positive")
-            negatives = record.get("negatives", [])
-            if isinstance(record.get("negative"), str):
-                negatives = [record["negative"]]
-            for name, value in (("query", query), ("positive", positive)):
-                if not isinstance(value, str) or not value.strip():
-                    raise ValueError(
-                        f"{path}:{number}: {name} is {value!r:.60}; expected a non-empty string."
-                    )
-            if not isinstance(negatives, list) or not all(isinstance(n, str) for n in negatives):
-                raise ValueError(f"{path}:{number}: negatives must be a list of strings.")
-            examples.append(TrainingExample(str(query), str(positive), tuple(negatives)))
+    for number, record in iter_jsonl(path):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{number}: expected an object with query/positive.")
+        query, positive = record.get("query"), record.get("positive")
+        negatives = record.get("negatives", [])
+        if isinstance(record.get("negative"), str):
+            negatives = [record["negative"]]
+        for name, value in (("query", query), ("positive", positive)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(
+                    f"{path}:{number}: {name} is {value!r:.60}; expected a non-empty string."
+                )
+        if not isinstance(negatives, list) or not all(isinstance(n, str) for n in negatives):
+            raise ValueError(f"{path}:{number}: negatives must be a list of strings.")
+        examples.append(TrainingExample(str(query), str(positive), tuple(negatives)))
     if not examples:
         raise ValueError(f"{path} holds no triple.")
     widths = {len(e.negatives) for e in examples}

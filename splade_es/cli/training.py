@@ -216,6 +216,16 @@ def _margins(params: dict[str, Any], examples: list[TrainingExample], loss: str)
     )
 
 
+def prepared_data(
+    params: dict[str, Any], seed: int, loss: str
+) -> tuple[list[TrainingExample], Judgements | None, dict[str, str], Any]:
+    """:func:`training_data` plus the teacher margins the loss needs, announced on stderr."""
+    examples, dev, corpus = training_data(params, seed)
+    margins = _margins(params, examples, loss)
+    click.echo(f"{len(examples)} examples, {len(dev.qrels) if dev else 0} dev queries", err=True)
+    return examples, dev, corpus, margins
+
+
 @train.command("splade")
 @click.option(
     "--model", default="splade-tiny", show_default=True, help="Start checkpoint (SPLADE or MLM)."
@@ -269,9 +279,7 @@ def train_splade_command(out: Path, **params: Any) -> None:
         document_max_length=params.pop("doc_max_length"),
         device=params.pop("device"),
     )
-    examples, dev, corpus = training_data(params, schedule.seed)
-    margins = _margins(params, examples, config.loss)
-    click.echo(f"{len(examples)} examples, {len(dev.qrels) if dev else 0} dev queries", err=True)
+    examples, dev, corpus, margins = prepared_data(params, schedule.seed, config.loss)
     started = time.perf_counter()
     final = train_splade(config, examples, margins, (dev, corpus) if dev else None)
     click.echo(f"trained in {time.perf_counter() - started:.0f} s -> {final}")
@@ -300,13 +308,11 @@ def train_colbert_command(out: Path, **params: Any) -> None:
         loss=params.pop("loss"),
         device=params.pop("device"),
     )
-    examples, dev, corpus = training_data(params, schedule.seed)
-    margins = _margins(params, examples, config.loss)
+    examples, dev, corpus, margins = prepared_data(params, schedule.seed, config.loss)
     dev_triple = None
     if dev is not None:
         relevant = {q: {d for d, r in dev.qrels[q].items() if r > 0} for q in dev.qrels}
         dev_triple = (dev.queries, corpus, relevant)
-    click.echo(f"{len(examples)} examples, {len(dev.qrels) if dev else 0} dev queries", err=True)
     started = time.perf_counter()
     final = train_colbert(config, examples, margins, dev_triple)
     click.echo(f"trained in {time.perf_counter() - started:.0f} s -> {final}")
