@@ -33,7 +33,7 @@ def main() -> None:
     cluster = connect(ClusterConfig(url=args.es_url))
     config = EvalConfig(dataset=args.data, split="test", stages=("splade",), progress=True)
     start = evaluate(cluster, SpladeEncoder(EncoderConfig(model=args.start_model)), config)
-    rows = [sweep.sweep_row(f"{args.start_model} (zero-shot)", None, start, 0.0)]
+    rows = [sweep.sweep_row(f"{args.start_model} (zero-shot)", None, start, None)]
     runs = [
         (name, run)
         for name, run in facts["runs"].items()

@@ -265,23 +265,31 @@ class Searcher:
 
     def average_stored_terms(self, page: int = 500) -> float:
         """Mean number of SPLADE terms per document as stored in the index (every document,
-        paged with ``search_after``; ``0.0`` for an empty index)."""
+        read with the scroll API; ``0.0`` for an empty index)."""
         source: dict[str, Any] = {"includes": [self.field]}
         if self.cluster.engine == "elasticsearch" and self.cluster.major >= 9:
             source["exclude_vectors"] = False
-        body: dict[str, Any] = {"size": page, "sort": [{"_id": "asc"}], "_source": source}
+        body = {"size": page, "sort": ["_doc"], "_source": source}
+        result = self.cluster.request(
+            "POST", f"/{self.config.index}/_search", body=body, params={"scroll": "1m"}
+        )
         documents = terms = 0
-        while True:
-            hits = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)["hits"][
-                "hits"
-            ]
-            for hit in hits:
-                features = hit.get("_source", {}).get(self.field)
-                documents += 1
-                terms += len(features) if isinstance(features, Mapping) else 0
-            if len(hits) < page:
-                return terms / documents if documents else 0.0
-            body["search_after"] = hits[-1]["sort"]
+        try:
+            while hits := result["hits"]["hits"]:
+                for hit in hits:
+                    features = hit.get("_source", {}).get(self.field)
+                    documents += 1
+                    terms += len(features) if isinstance(features, Mapping) else 0
+                result = self.cluster.request(
+                    "POST",
+                    "/_search/scroll",
+                    body={"scroll": "1m", "scroll_id": result["_scroll_id"]},
+                )
+        finally:
+            self.cluster.request(
+                "DELETE", "/_search/scroll", body={"scroll_id": [result["_scroll_id"]]}
+            )
+        return terms / documents if documents else 0.0
 
     def _run(self, query: Mapping[str, Any], k: int) -> list[Hit]:
         excludes = [self.field]

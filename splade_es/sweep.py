@@ -8,6 +8,7 @@ evaluation report.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,10 @@ COLUMNS = (
 
 
 def sweep_row(
-    label: str, lambda_document: float | None, report: Mapping[str, Any], train_seconds: float
+    label: str,
+    lambda_document: float | None,
+    report: Mapping[str, Any],
+    train_seconds: float | None,
 ) -> dict[str, Any]:
     """One table row from an evaluation report of the ``splade`` stage."""
     stage = report["stages"]["splade"]
@@ -38,7 +42,7 @@ def sweep_row(
         "latency_ms_p95": stage["latency_ms_p95"],
         "ndcg@10": stage["ndcg@10"],
         "recall@100": stage["recall@100"],
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": None if train_seconds is None else round(train_seconds, 1),
     }
 
 
@@ -91,7 +95,8 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
     latency.set_title("Latency against document sparsity")
     for axis in (quality, latency):
         axis.grid(alpha=0.3)
-    figure.suptitle(title)
+        axis.margins(x=0.2, y=0.12)  # room for the point labels
+    figure.suptitle(textwrap.fill(title, 110), fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

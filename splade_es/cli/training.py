@@ -372,7 +372,7 @@ def lambda_sweep_command(out: Path, **params: Any) -> None:
         report = evaluate(
             cluster, SpladeEncoder(EncoderConfig(model=model, device=device)), eval_config
         )
-        rows.append(sweep.sweep_row(f"{model} (start)", None, report, 0.0))
+        rows.append(sweep.sweep_row(f"{model} (start)", None, report, None))
     for value in lambdas:
         config = SpladeTrainConfig(
             schedule=Schedule(**{**base.__dict__, "output_dir": out / f"lambda-{value:g}"}),
