@@ -34,10 +34,19 @@ def _zip(entries: dict[str, tuple[str, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def fake_spec(cache: Path, top: str = "opensearch-0.0.1", launcher: str = "opensearch"):
-    """A spec whose artifacts are small files already in the cache's Maven repository."""
+def fake_spec(
+    cache: Path, top: str = "opensearch-0.0.1", launcher: str = "opensearch", publish: bool = True
+):
+    """A spec whose artifacts are small files already in the cache's Maven repository
+    (written there unless ``publish`` is false)."""
     dist = MavenArtifact("test.dist", "opensearch", "0.0.1", "zip", "sha512")
     jar = MavenArtifact("test.plugin", "extras", "0.0.1", "jar", "sha1")
+    module = ModuleSpec("extras", "test.ExtrasPlugin", "test module", (jar,), "grant {};\n")
+    spec = dataclasses.replace(
+        engine_spec("opensearch"), version="0.0.1", distribution=dist, modules=(module,)
+    )
+    if not publish:
+        return spec
     _publish(
         cache / "maven",
         dist,
@@ -49,10 +58,7 @@ def fake_spec(cache: Path, top: str = "opensearch-0.0.1", launcher: str = "opens
         ),
     )
     _publish(cache / "maven", jar, b"jar")
-    module = ModuleSpec("extras", "test.ExtrasPlugin", "test module", (jar,), "grant {};\n")
-    return dataclasses.replace(
-        engine_spec("opensearch"), version="0.0.1", distribution=dist, modules=(module,)
-    )
+    return spec
 
 
 def test_install_assembles_modules_and_keeps_modes(tmp_path):
@@ -68,7 +74,8 @@ def test_install_assembles_modules_and_keeps_modes(tmp_path):
 
 
 def _install_in_child(cache: str) -> str:
-    return str(install(fake_spec(Path(cache)), Path(cache)))
+    # The parent published the artifacts: rewriting them here would race the other children.
+    return str(install(fake_spec(Path(cache), publish=False), Path(cache)))
 
 
 def test_concurrent_installs_share_one_complete_home(tmp_path):
