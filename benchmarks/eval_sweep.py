@@ -24,7 +24,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--es-url", required=True)
     parser.add_argument("--facts", type=Path, required=True, help="facts.json of the training run")
-    parser.add_argument("--models", type=Path, required=True, help="folder of <run name>/ models")
+    parser.add_argument(
+        "--models", type=Path, required=True, help="folder of <run name>/ (or <run name>/final/)"
+    )
     parser.add_argument("--start-model", default="splade-tiny")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -42,7 +44,10 @@ def main() -> None:
         and (args.models / name).is_dir()
     ]
     for name, run in sorted(runs, key=lambda item: item[1]["lambda_document"]):
-        encoder = SpladeEncoder(EncoderConfig(model=str(args.models / name)))
+        folder = args.models / name
+        if (folder / "final").is_dir():  # straight from train_scifact.py
+            folder = folder / "final"
+        encoder = SpladeEncoder(EncoderConfig(model=str(folder)))
         report = evaluate(cluster, encoder, config)
         row = sweep.sweep_row(
             f"λ_d={run['lambda_document']:g}", run["lambda_document"], report, run["seconds"]
