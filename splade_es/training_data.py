@@ -9,6 +9,7 @@ name the ids.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from splade_es.beir import iter_jsonl, load_qrels, load_queries
 from splade_es.corpus import Limits, Rejected, read_beir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,14 @@ def load_judgements(directory: Path, split: str) -> Judgements:
         raise ValueError(
             f"{len(bad)} judged documents are invalid in corpus.jsonl, e.g. {bad[0].id!r}: "
             f"{bad[0].reason}"
+        )
+    if rejected:
+        logger.warning(
+            "%d unjudged corpus records are invalid and left out of the training corpus, e.g. "
+            "%s: %s",
+            len(rejected),
+            rejected[0].id,
+            rejected[0].reason,
         )
     judgements = Judgements(queries, qrels, corpus)
     check_judgements(judgements)

@@ -463,3 +463,46 @@ def test_train_commands_end_to_end(cluster, splade_encoder, index_names, tmp_pat
     )
     assert refused.returncode != 0 and "λ must be >= 0" in refused.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_garbage_inputs_are_refused_with_their_location(tmp_path):
+    not_cache = tmp_path / "negatives.jsonl"
+    not_cache.write_text('{"query_id": "q", "negatives": ["d"]}\n')
+    with pytest.raises(ValueError, match="is not a negatives cache"):
+        load_negatives(not_cache)
+    broken = tmp_path / "triples.jsonl"
+    broken.write_text('{"query": "a", "positive": "b"}\n{not json\n')
+    with pytest.raises(ValueError, match=r"triples\.jsonl:2: not JSON"):
+        read_triples(broken)
+    broken.write_text('["a", "b"]\n')
+    with pytest.raises(ValueError, match="expected an object with query/positive"):
+        read_triples(broken)
+
+
+def test_unjudged_invalid_corpus_records_are_reported(tmp_path, caplog):
+    folder = write_beir(tmp_path / "beir")
+    with (folder / "corpus.jsonl").open("a") as handle:
+        handle.write('{"_id": "empty", "text": ""}\n')
+    with caplog.at_level("WARNING"):
+        loaded = load_judgements(folder, "test")
+    assert "empty" not in loaded.corpus
+    assert "1 unjudged corpus records are invalid" in caplog.text and "empty" in caplog.text
+
+
+def test_lambda_sweep_refuses_a_teacher(tmp_path):
+    from test_cli_pipeline import cli
+
+    folder = write_beir(tmp_path / "beir")
+    result = cli(
+        "train",
+        "lambda-sweep",
+        "--corpus",
+        str(folder),
+        "--teacher",
+        "colbert:x",
+        "--out",
+        str(tmp_path / "sweep"),
+        "--es-url",
+        "http://127.0.0.1:1",
+    )
+    assert result.returncode != 0 and "--teacher (for margin-mse) does not apply" in result.stderr

@@ -364,8 +364,11 @@ def lambda_sweep_command(out: Path, **params: Any) -> None:
         progress=base.progress,
     )
     with_start = params.pop("with_start")
+    if params.pop("teacher"):
+        raise click.UsageError(
+            "lambda-sweep trains with the InfoNCE loss: --teacher (for margin-mse) does not apply."
+        )
     examples, dev, corpus = training_data(params, base.seed)
-    params.pop("teacher")
     cluster = open_cluster(params)
     rows = []
     if with_start:
