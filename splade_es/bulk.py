@@ -9,9 +9,16 @@ The only module that writes documents to the cluster.
   timeouts, index blocks) are retried with exponential backoff and jitter (tenacity), and a
   retry re-sends only the documents that failed. ``_id`` is the document id, so a retry or a
   re-run overwrites instead of duplicating.
-* Every document that does not land is reported with id, status and reason, in the report
-  and in a dead-letter JSONL file, and the run raises :class:`BulkFailedError` at the end
-  unless the caller opts out.
+* Back-pressure: every 429 (whole request or some of its documents) halves the size of the
+  bulk requests, down to ``min_chunk_docs``; each request that goes through without one
+  grows it again by an eighth of ``chunk_docs``. One request is in flight at a time.
+* Documents the cluster refuses for good (mapping errors, bad input) are reported with id,
+  status and reason, in the report and in a dead-letter JSONL file, and the run raises
+  :class:`BulkFailedError` at the end unless the caller opts out.
+* When the cluster keeps failing for ``max_attempts`` tries (no answer, sustained 429, a
+  read-only index) the documents are not to blame: the run stops with
+  :class:`BulkStoppedError` (its partial report attached) instead of writing them to the
+  dead-letter file, and a re-run with the same checkpoint continues.
 * A checkpoint file records the documents the cluster acknowledged; a re-run with the same
   checkpoint skips them without encoding them again.
 """
@@ -29,7 +36,7 @@ from typing import IO, Any
 
 import tenacity
 
-from splade_es.cluster import Cluster, ClusterUnavailableError, redact_url
+from splade_es.cluster import Cluster, ClusterError, redact_url
 from splade_es.corpus import Document, Rejected
 from splade_es.encoding_queue import (
     SKIPPED,
@@ -41,10 +48,12 @@ from splade_es.encoding_queue import (
     Producer,
     read_checkpoint,
 )
+from splade_es.names import check_index_name
 
 __all__ = [
     "BulkConfig",
     "BulkFailedError",
+    "BulkStoppedError",
     "DocumentEncoder",
     "EncodedFields",
     "Failure",
@@ -68,7 +77,9 @@ class BulkConfig:
         chunk_docs / chunk_bytes: a bulk request holds at most this many documents / bytes.
         encode_batch: documents encoded together.
         queue_batches: encoded batches buffered ahead of the writer (bounds memory).
-        max_attempts: tries per chunk, the first included, before giving up on transient errors.
+        max_attempts: tries per chunk, the first included, before the run stops on
+            transient errors (:class:`BulkStoppedError`).
+        min_chunk_docs: the smallest bulk request back-pressure shrinks to.
         initial_backoff_s / max_backoff_s: exponential backoff with jitter between tries.
         dead_letter: JSONL file for documents that were not indexed (replaced at start,
             created only when a document fails).
@@ -86,6 +97,7 @@ class BulkConfig:
     encode_batch: int = 64
     queue_batches: int = 4
     max_attempts: int = 8
+    min_chunk_docs: int = 1
     initial_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     dead_letter: Path | None = None
@@ -95,10 +107,23 @@ class BulkConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("chunk_docs", "chunk_bytes", "encode_batch", "queue_batches", "max_attempts"):
+        check_index_name(self.index)
+        for name in (
+            "chunk_docs",
+            "chunk_bytes",
+            "encode_batch",
+            "queue_batches",
+            "max_attempts",
+            "min_chunk_docs",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r}: expected a positive integer.")
+        if self.min_chunk_docs > self.chunk_docs:
+            raise ValueError(
+                f"min_chunk_docs={self.min_chunk_docs} is above chunk_docs={self.chunk_docs}: "
+                "back-pressure can only shrink requests; lower it."
+            )
         if self.initial_backoff_s < 0 or self.max_backoff_s < self.initial_backoff_s:
             raise ValueError(
                 f"backoff {self.initial_backoff_s}..{self.max_backoff_s}s: expected "
@@ -119,6 +144,8 @@ class IndexReport:
         seconds: wall time.
         bulk_requests: bulk calls made, retries included.
         retried_documents: document sends beyond the first (retries of failed items).
+        throttled_requests: bulk calls answered 429, in whole or for some documents.
+        smallest_chunk_docs: the smallest request size back-pressure went down to.
     """
 
     index: str
@@ -130,6 +157,8 @@ class IndexReport:
     seconds: float
     bulk_requests: int
     retried_documents: int
+    throttled_requests: int = 0
+    smallest_chunk_docs: int = 0
 
     @property
     def failed(self) -> int:
@@ -154,8 +183,32 @@ class BulkFailedError(RuntimeError):
         self.report = report
 
 
+class BulkStoppedError(ClusterError):
+    """The cluster kept failing (no answer, sustained 429, a blocked index); the run stopped.
+
+    The documents not sent are not failures of their own: a re-run with the same checkpoint
+    sends them. ``report`` is the run so far; ``unsent`` counts the documents of the chunk
+    that was being sent.
+    """
+
+    def __init__(self, message: str, reason: str, report: IndexReport, unsent: int) -> None:
+        super().__init__(message, None, "stopped", reason)
+        self.report = report
+        self.unsent = unsent
+
+
 class _Transient(Exception):
     """A chunk (or some of its documents) should be tried again."""
+
+
+class _Stop(Exception):
+    """Retries ran out on a transient failure."""
+
+    def __init__(self, message: str, reason: str, unsent: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.unsent = unsent
 
 
 def index_documents(
@@ -179,8 +232,8 @@ def index_documents(
 
     Raises:
         BulkFailedError: documents failed and ``config.raise_on_failure`` is set.
-        ClusterUnavailableError: the cluster stopped answering for ``max_attempts`` tries;
-            the checkpoint lets a re-run continue.
+        BulkStoppedError: the cluster failed ``max_attempts`` tries in a row (no answer,
+            sustained 429, a read-only index); the checkpoint lets a re-run continue.
     """
     writer = _Writer(cluster, config, sleep)
     started = time.perf_counter()
@@ -193,6 +246,7 @@ def index_documents(
         read_checkpoint(config.checkpoint),
     )
     producer.start()
+    stopped: _Stop | None = None
     try:
         with _progress(config.progress, total) as bar:
             for item in producer.results():
@@ -206,10 +260,12 @@ def index_documents(
             writer.flush()
             bar.n = producer.consumed
             bar.refresh()
+    except _Stop as stop:
+        stopped = stop
     finally:
         producer.stop()
         writer.close()
-    if config.refresh:
+    if config.refresh and stopped is None:
         cluster.request("POST", f"/{config.index}/_refresh")
     report = IndexReport(
         index=config.index,
@@ -221,7 +277,11 @@ def index_documents(
         seconds=time.perf_counter() - started,
         bulk_requests=writer.requests,
         retried_documents=writer.retried,
+        throttled_requests=writer.throttled,
+        smallest_chunk_docs=writer.smallest,
     )
+    if stopped is not None:
+        raise BulkStoppedError(stopped.message, stopped.reason, report, stopped.unsent)
     if report.failures and config.raise_on_failure:
         raise BulkFailedError(report, config.dead_letter)
     return report
@@ -240,6 +300,9 @@ class _Writer:
         self.failures: list[Failure] = []
         self.requests = 0
         self.retried = 0
+        self.throttled = 0
+        self.limit = config.chunk_docs  # back-pressure moves it within [min_chunk_docs, chunk_docs]
+        self.smallest = config.chunk_docs
         self._dead: IO[str] | None = None
         self._checkpoint: IO[str] | None = None
         if config.dead_letter is not None and config.dead_letter.exists():
@@ -293,35 +356,74 @@ class _Writer:
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
                         self.retried += len(remaining)
-                    remaining, last_error = self._send(remaining)
+                    remaining, last_error = self._send_all(remaining)
                     if remaining:
                         raise _Transient(last_error)
         except _Transient:
             pass
         if not remaining:
             return
+        where = redact_url(self.cluster.url)
         if last_error.startswith("transport:"):
-            raise ClusterUnavailableError(
-                f"Gave up on {redact_url(self.cluster.url)} after {self.config.max_attempts} "
-                f"tries ({last_error[len('transport:') :].strip()}). {len(remaining)} documents "
-                "of the last chunk were not sent; re-run with the same --checkpoint to continue.",
-                None,
-                "unavailable",
-                last_error,
-            )
-        for item in remaining:
-            self.fail(
-                Failure(
-                    item.document.id,
-                    "index",
-                    _status_of(last_error),
-                    "rejected",
-                    f"still failing after {self.config.max_attempts} tries: {last_error}",
-                )
-            )
+            cause = f"no answer from {where}: {last_error[len('transport:') :].strip()}"
+            fix = "check that the cluster runs"
+        elif "cluster_block_exception" in last_error:
+            cause = f"{self.config.index} refuses writes: {last_error}"
+            fix = "free disk space or remove the index block (index.blocks.*)"
+        else:
+            cause = f"the cluster kept rejecting documents: {last_error}"
+            fix = "give the cluster more capacity or lower --chunk-docs"
+        raise _Stop(
+            f"Stopped after {self.config.max_attempts} tries: {cause}. {len(remaining)} "
+            f"documents of the current request and the rest of the corpus were not sent; "
+            f"{fix}, then re-run with the same --checkpoint to continue.",
+            last_error,
+            len(remaining),
+        )
 
-    def _send(self, items: list[Encoded]) -> tuple[list[Encoded], str]:
-        """One bulk call; returns the items to retry and the last transient reason."""
+    def _send_all(self, items: list[Encoded]) -> tuple[list[Encoded], str]:
+        """Send ``items`` in requests of the current size; the items to retry, and why.
+
+        The first request with a transient failure ends the try: its failed items and the
+        items not sent yet wait for the backoff. A 429 also halves the request size.
+        """
+        start = 0
+        while start < len(items):
+            end = self._slice_end(items, start)
+            failed, reason, throttled = self._send(items[start:end])
+            if throttled:
+                self.throttled += 1
+                self._slow_down()
+            elif not failed:
+                self._speed_up()
+            if failed:
+                return failed + items[end:], reason
+            start = end
+        return [], ""
+
+    def _slice_end(self, items: list[Encoded], start: int) -> int:
+        byte_limit = max(1, self.config.chunk_bytes * self.limit // self.config.chunk_docs)
+        end, size = start, 0
+        while end < len(items) and end - start < self.limit:
+            if end > start and size + items[end].size > byte_limit:
+                break
+            size += items[end].size
+            end += 1
+        return end
+
+    def _slow_down(self) -> None:
+        smaller = max(self.config.min_chunk_docs, self.limit // 2)
+        if smaller < self.limit:
+            logger.info("The cluster answered 429: bulk requests now %d documents", smaller)
+        self.limit = smaller
+        self.smallest = min(self.smallest, smaller)
+
+    def _speed_up(self) -> None:
+        step = max(1, self.config.chunk_docs // 8)
+        self.limit = min(self.config.chunk_docs, self.limit + step)
+
+    def _send(self, items: list[Encoded]) -> tuple[list[Encoded], str, bool]:
+        """One bulk call: the items to retry, the last transient reason, and whether a 429 came."""
         self.requests += 1
         try:
             results = list(
@@ -340,11 +442,14 @@ class _Writer:
             status = _transient_status(error)
             if status is None:
                 raise
-            return items, f"transport: {type(error).__name__} {status or ''} {error}".strip()
+            if status == 0:
+                return items, f"transport: {type(error).__name__} {error}", False
+            return items, f"{status} {type(error).__name__}: {error}", status == 429
         if len(results) != len(items):
             raise RuntimeError(f"bulk answered {len(results)} items for {len(items)} sent")
         retry: list[Encoded] = []
         reason = ""
+        throttled = False
         acknowledged: list[Encoded] = []
         for item, (ok, outcome) in zip(items, results, strict=True):
             detail = next(iter(outcome.values())) if outcome else {}
@@ -358,10 +463,11 @@ class _Writer:
             if status in RETRY_STATUSES or error_type == "cluster_block_exception":
                 retry.append(item)
                 reason = f"{status} {error_type}: {message}"
+                throttled = throttled or status == 429
             else:
                 self.fail(Failure(item.document.id, "index", status, error_type, message))
         self._acknowledge(acknowledged)
-        return retry, reason
+        return retry, reason, throttled
 
     def _acknowledge(self, items: list[Encoded]) -> None:
         self.indexed += len(items)
@@ -400,11 +506,6 @@ def _transient_status(error: Exception) -> int | None:
     if isinstance(status, int) and status in RETRY_STATUSES:
         return status
     return None
-
-
-def _status_of(reason: str) -> int | None:
-    head = reason.split(" ", 1)[0]
-    return int(head) if head.isdigit() else None
 
 
 class _NoBar:

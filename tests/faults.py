@@ -1,12 +1,15 @@
 """Fault injection around a real client: the node itself cannot fail on demand.
 
 ``inject(cluster, plan)`` wraps the client's transport so that chosen ``_bulk`` calls fail
-before reaching the node (429/503 answers, connection resets, timeouts) or come back with
-chosen documents marked as rejected (429). Every other call goes to the real node.
+before reaching the node (429/503 answers, connection resets, timeouts), fail after it
+handled them (the answer lost), or come back with chosen documents marked as rejected (429).
+Every other call goes to the real node. ``kill_node`` crashes a real node process (SIGKILL)
+and returns how to start it again on the same data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +23,7 @@ class Fault:
 
     kind: str | None = None  # "429", "503", "reset", "timeout"
     reject: set[str] = field(default_factory=set)  # document ids answered 429
+    after: bool = False  # raise ``kind`` after the node handled the call (a lost answer)
 
 
 @dataclass
@@ -83,11 +87,13 @@ def inject(cluster: Any, plan: Callable[[int, list[str]], Fault | None]) -> Iter
         ids = _ids(kwargs.get("body"))
         recorder.calls.append(ids)
         fault = plan(len(recorder.calls), ids)
-        if fault is not None and fault.kind is not None:
+        if fault is not None and fault.kind is not None and not fault.after:
             recorder.delivered.append(False)
             raise _error(cluster.engine, fault.kind)
         response = real(method, path, *args, **kwargs)
         recorder.delivered.append(True)
+        if fault is not None and fault.kind is not None:
+            raise _error(cluster.engine, fault.kind)
         if fault is not None and fault.reject:
             body = response.body if hasattr(response, "body") else response
             body["errors"] = True
@@ -106,3 +112,80 @@ def inject(cluster: Any, plan: Callable[[int, list[str]], Fault | None]) -> Iter
         yield recorder
     finally:
         transport.perform_request = real
+
+
+@dataclass
+class Relaunch:
+    """How to start a killed node process again: its command, environment, folder and user."""
+
+    command: list[str]
+    env: dict[str, str]
+    cwd: str
+    uid: int
+    gid: int
+    log_file: str
+
+    def start(self) -> int:
+        """Start the node again (same data folder, same ports); return the new process id."""
+        import subprocess
+
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(
+                self.command,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=self.uid,
+                group=self.gid,
+                extra_groups=[],
+            )
+        return process.pid
+
+
+def kill_node(pid: int, log_file: str) -> Relaunch:
+    """SIGKILL the node's whole process group (as a crash would) and say how to relaunch it.
+
+    The command line, environment, working folder and user are read from ``/proc`` first.
+    """
+    import os
+    import signal
+    import time
+
+    proc = f"/proc/{pid}"
+    with open(f"{proc}/cmdline", "rb") as handle:
+        command = [part.decode() for part in handle.read().split(b"\0") if part]
+    with open(f"{proc}/environ", "rb") as handle:
+        env = dict(
+            part.decode().split("=", 1) for part in handle.read().split(b"\0") if b"=" in part
+        )
+    cwd = os.readlink(f"{proc}/cwd")
+    with open(f"{proc}/status") as handle:
+        status = dict(line.split(":", 1) for line in handle.read().splitlines() if ":" in line)
+    uid, gid = int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
+    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _group_alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
+        time.sleep(0.1)
+    return Relaunch(command, env, cwd, uid, gid, log_file)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process of process group ``pgid`` remains."""
+    import os
+
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False

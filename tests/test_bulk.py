@@ -7,8 +7,7 @@ import json
 import pytest
 from faults import Fault, inject
 
-from splade_es.bulk import BulkConfig, BulkFailedError, index_documents
-from splade_es.cluster import ClusterUnavailableError
+from splade_es.bulk import BulkConfig, BulkFailedError, BulkStoppedError, index_documents
 from splade_es.corpus import Document, FieldNames, Limits, from_records
 from splade_es.index_admin import index_stats
 from splade_es.representation import SpladeFields, prepare_index
@@ -102,7 +101,7 @@ def test_rerun_is_idempotent(cluster, splade_encoder, index_names):
     assert index_stats(cluster, index)[0] == 20
 
 
-@pytest.mark.parametrize("kind", ["429", "503", "reset", "timeout"])
+@pytest.mark.parametrize("kind", ["503", "reset", "timeout"])
 def test_transient_failures_are_retried(cluster, splade_encoder, index_names, kind):
     index = make_index(cluster, splade_encoder, index_names(cluster))
     config = BulkConfig(index=index, chunk_docs=10, progress=False)
@@ -119,6 +118,27 @@ def test_transient_failures_are_retried(cluster, splade_encoder, index_names, ki
     assert recorder.calls[0] == recorder.calls[1]  # the whole failed chunk is re-sent
     assert index_stats(cluster, index)[0] == 30
     assert len(stored(cluster, index, [f"d{i}" for i in range(30)])) == 30
+
+
+def test_a_429_halves_the_requests_and_success_grows_them_back(
+    cluster, splade_encoder, index_names
+):
+    index = make_index(cluster, splade_encoder, index_names(cluster))
+    config = BulkConfig(index=index, chunk_docs=16, encode_batch=16, progress=False)
+
+    def plan(call, ids):  # the first two requests are refused as a whole
+        return Fault(kind="429") if call <= 2 else None
+
+    with inject(cluster, plan) as recorder:
+        report = index_documents(
+            cluster, docs(48), [SpladeFields(splade_encoder)], config, **NO_WAIT
+        )
+    sizes = [len(c) for c in recorder.calls]
+    assert sizes[:4] == [16, 8, 4, 6]  # halved twice, then +chunk_docs/8 per clean request
+    assert max(sizes[4:]) >= 10  # and keep growing while nothing is refused
+    assert report.indexed == 48 and report.throttled_requests == 2
+    assert report.smallest_chunk_docs == 4
+    assert index_stats(cluster, index)[0] == 48
 
 
 def test_only_rejected_documents_are_resent(cluster, splade_encoder, index_names):
@@ -139,7 +159,7 @@ def test_only_rejected_documents_are_resent(cluster, splade_encoder, index_names
     assert index_stats(cluster, index)[0] == 10
 
 
-def test_persistent_rejections_end_in_the_dead_letter(
+def test_sustained_rejections_stop_the_run_without_dead_lettering(
     cluster, splade_encoder, index_names, tmp_path
 ):
     index = make_index(cluster, splade_encoder, index_names(cluster))
@@ -153,14 +173,14 @@ def test_persistent_rejections_end_in_the_dead_letter(
         progress=False,
     )
 
-    with inject(cluster, lambda call, ids: Fault(reject={"d1"})) as recorder:
-        report = index_documents(
-            cluster, docs(5), [SpladeFields(splade_encoder)], config, **NO_WAIT
-        )
+    with (
+        inject(cluster, lambda call, ids: Fault(reject={"d1"})) as recorder,
+        pytest.raises(BulkStoppedError, match="kept rejecting documents") as caught,
+    ):
+        index_documents(cluster, docs(5), [SpladeFields(splade_encoder)], config, **NO_WAIT)
     assert len(recorder.calls) == 3
-    assert [f.id for f in report.failures] == ["d1"]
-    assert report.failures[0].status == 429
-    assert json.loads(dead.read_text())["reason"].startswith("still failing after 3 tries")
+    assert caught.value.report.indexed == 4 and caught.value.unsent == 1
+    assert caught.value.report.failures == [] and not dead.exists()  # d1 is not to blame
 
 
 def test_a_cluster_that_stays_down_stops_the_run_with_a_resumable_error(
@@ -177,9 +197,10 @@ def test_a_cluster_that_stays_down_stops_the_run_with_a_resumable_error(
 
     with (
         inject(cluster, plan),
-        pytest.raises(ClusterUnavailableError, match="re-run with the same --checkpoint"),
+        pytest.raises(BulkStoppedError, match="re-run with the same --checkpoint") as caught,
     ):
         index_documents(cluster, docs(30), [SpladeFields(splade_encoder)], config, **NO_WAIT)
+    assert "no answer from" in str(caught.value)
     assert len(checkpoint.read_text().splitlines()) == 10  # the first chunk landed
 
     class Counting(SpladeFields):
@@ -239,5 +260,7 @@ def test_chunks_are_cut_by_bytes(cluster, splade_encoder, index_names):
 def test_bulk_config_validation():
     with pytest.raises(ValueError, match="chunk_docs=0"):
         BulkConfig(index="x", chunk_docs=0)
+    with pytest.raises(ValueError, match="min_chunk_docs=20 is above chunk_docs=10"):
+        BulkConfig(index="x", chunk_docs=10, min_chunk_docs=20)
     with pytest.raises(ValueError, match="expected 0 <= initial <= max"):
         BulkConfig(index="x", initial_backoff_s=5, max_backoff_s=1)

@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from splade_es.bulk import BulkConfig, BulkFailedError, index_documents
+from splade_es.bulk import (
+    BulkConfig,
+    BulkFailedError,
+    BulkStoppedError,
+    IndexReport,
+    index_documents,
+)
 from splade_es.cli.colbert import build_colbert, colbert_config, colbert_options, storage_config
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
@@ -39,6 +45,20 @@ from splade_es.representation import SpladeFields, prepare_index
 @click.option("--chunk-docs", type=int, default=500, show_default=True)
 @click.option("--chunk-bytes", type=int, default=8 * 1024 * 1024, show_default=True)
 @click.option(
+    "--max-attempts",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Tries per bulk request on transient errors before the run stops (resumable).",
+)
+@click.option(
+    "--max-backoff",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Longest wait between tries, in seconds (exponential backoff with jitter).",
+)
+@click.option(
     "--dead-letter",
     type=click.Path(dir_okay=False, path_type=Path),
     help="JSONL of documents not indexed (default: dead-letter-<index>.jsonl, on failure only).",
@@ -56,8 +76,15 @@ from splade_es.representation import SpladeFields, prepare_index
 @encoder_options()
 @cluster_options
 def index_command(corpus: Path, index_name: str, **params: Any) -> None:
-    """Encode a corpus (JSONL, CSV or BEIR folder) with SPLADE and bulk-index it."""
+    """Encode a corpus (JSONL, CSV or BEIR folder) with SPLADE and bulk-index it.
+
+    Exit status: 0 when every document was indexed (or --allow-failures), 1 when some were
+    not (they are in the dead-letter file, with reasons), 3 when the cluster kept failing
+    and the run stopped (nothing dead-lettered for it; re-run to continue from the checkpoint).
+    """
     check_index_name(index_name)
+    if params["alias"] is not None:
+        check_index_name(params["alias"])  # refused before anything is written
     cache_dir: Path = params["cache_dir"]
     cluster = open_cluster(params)
     encoder = build_encoder(encoder_config(params))
@@ -107,31 +134,26 @@ def index_command(corpus: Path, index_name: str, **params: Any) -> None:
         index=index_name,
         chunk_docs=params["chunk_docs"],
         chunk_bytes=params["chunk_bytes"],
+        max_attempts=params["max_attempts"],
+        initial_backoff_s=min(0.5, params["max_backoff"]),
+        max_backoff_s=params["max_backoff"],
         dead_letter=params["dead_letter"] or Path(f"dead-letter-{index_name}.jsonl"),
         checkpoint=params["checkpoint"] or cache_dir / "checkpoints" / f"{index_name}-{uuid}.tsv",
         raise_on_failure=False,
         progress=not params["no_progress"],
     )
-    report = index_documents(cluster, documents, representations, config)
+    try:
+        report = index_documents(cluster, documents, representations, config)
+    except BulkStoppedError as stopped:
+        click.echo(_summary(stopped.report, encoder.config.document_max_length))
+        click.echo(f"Error: {stopped}", err=True)
+        if stopped.report.failures:
+            click.echo(f"Warning: {BulkFailedError(stopped.report, config.dead_letter)}", err=True)
+        cluster.close()
+        raise SystemExit(3) from None
     docs, size = index_stats(cluster, index_name)
-    counters = report.counters
-    click.echo(
-        "\n".join(
-            [
-                f"indexed        {report.indexed}",
-                f"failed         {report.failed}",
-                f"skipped        {report.skipped} (already indexed, from the checkpoint)",
-                f"truncated      {counters.get('truncated', 0)} (longer than "
-                f"{encoder.config.document_max_length} tokens)",
-                f"avg terms/doc  {counters.get('terms', 0) / max(report.encoded, 1):.1f}",
-                f"empty vectors  {counters.get('empty_vectors', 0)}",
-                f"throughput     {report.docs_per_second:.1f} docs/s "
-                f"({report.seconds:.1f}s, {report.bulk_requests} bulk requests)",
-                f"index          {index_name}: {docs} docs, {size / 1e6:.1f} MB",
-                *_colbert_lines(counters, report.encoded),
-            ]
-        )
-    )
+    click.echo(_summary(report, encoder.config.document_max_length))
+    click.echo(f"index          {index_name}: {docs} docs, {size / 1e6:.1f} MB")
     if report.failures:
         message = str(BulkFailedError(report, config.dead_letter))
         if not params["allow_failures"]:
@@ -142,6 +164,29 @@ def index_command(corpus: Path, index_name: str, **params: Any) -> None:
         moved = f" (moved from {', '.join(left)}; not deleted)" if left else ""
         click.echo(f"alias          {params['alias']} -> {index_name}{moved}")
     cluster.close()
+
+
+def _summary(report: IndexReport, max_length: int) -> str:
+    counters = report.counters
+    throttled = (
+        f" ({report.throttled_requests} answered 429; requests went down to "
+        f"{report.smallest_chunk_docs} documents)"
+        if report.throttled_requests
+        else ""
+    )
+    return "\n".join(
+        [
+            f"indexed        {report.indexed}",
+            f"failed         {report.failed}",
+            f"skipped        {report.skipped} (already indexed, from the checkpoint)",
+            f"truncated      {counters.get('truncated', 0)} (longer than {max_length} tokens)",
+            f"avg terms/doc  {counters.get('terms', 0) / max(report.encoded, 1):.1f}",
+            f"empty vectors  {counters.get('empty_vectors', 0)}",
+            f"throughput     {report.docs_per_second:.1f} docs/s "
+            f"({report.seconds:.1f}s, {report.bulk_requests} bulk requests{throttled})",
+            *_colbert_lines(counters, report.encoded),
+        ]
+    )
 
 
 def _colbert_lines(counters: dict[str, int], encoded: int) -> list[str]:
