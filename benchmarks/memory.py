@@ -25,11 +25,44 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = (
-    "protein cell gene expression tumour patient clinical trial dose response cohort risk "
-    "vaccine immune receptor pathway signal membrane enzyme mutation sequence genome "
-    "bacteria infection antibody therapy outcome placebo randomised mortality survival"
-).split()
+WORDS = [
+    *[
+        "protein",
+        "cell",
+        "gene",
+        "expression",
+        "tumour",
+        "patient",
+        "clinical",
+        "trial",
+        "dose",
+        "response",
+        "cohort",
+    ],
+    *[
+        "risk",
+        "vaccine",
+        "immune",
+        "receptor",
+        "pathway",
+        "signal",
+        "membrane",
+        "enzyme",
+        "mutation",
+        "sequence",
+    ],
+    *[
+        "genome",
+        "bacteria",
+        "infection",
+        "antibody",
+        "therapy",
+        "outcome",
+        "placebo",
+        "randomised",
+        "mortality",
+    ],
+]
 
 
 def write_corpus(path: Path, size: int) -> None:
@@ -66,7 +99,9 @@ def main() -> None:
     parser.add_argument("--chunk-docs", type=int, default=500)
     parser.add_argument("--es-url")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory"))
-    parser.add_argument("--one", nargs=3, metavar=("URL", "CORPUS", "INDEX"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one", nargs=3, metavar=("URL", "CORPUS", "INDEX"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.one:
         url, corpus, index = args.one
