@@ -9,6 +9,7 @@ turns each client's exceptions into :class:`ClusterError` with the status and re
 from __future__ import annotations
 
 import logging
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -145,9 +146,21 @@ def connect(config: ClusterConfig) -> Cluster:
     """Connect, detecting the engine when ``config.engine`` is ``auto``.
 
     Raises:
-        ClusterUnavailableError: nothing answers at the URL.
+        ClusterUnavailableError: nothing answers at the URL, or its TLS certificate is not
+            signed by a trusted CA.
+        ClusterError: status 401 when the credentials are refused (the message names the
+            user or the API key, never the secret).
         ImportError: OpenSearch found but ``opensearch-py`` is not installed.
     """
+    try:
+        return _connect(config)
+    except ClusterError as error:
+        if error.status == 401:
+            raise _authentication_failed(config, error) from error
+        raise
+
+
+def _connect(config: ClusterConfig) -> Cluster:
     if config.engine in ("auto", "elasticsearch"):
         import elasticsearch
 
@@ -275,12 +288,50 @@ def _api_error(method: str, path: str, status: int | None, body: Any) -> Cluster
         reason = str(cause[0].get("reason", ""))
     elif isinstance(body, Mapping) and isinstance(body.get("error"), str):
         reason = body["error"]
+    advice = ""
+    if status == 401:
+        advice = " (authentication failed: check --username/--password or --api-key)"
     return ClusterError(
-        f"{method} {path} failed with {status} {error_type}: {reason}", status, error_type, reason
+        f"{method} {path} failed with {status} {error_type}: {reason}{advice}",
+        status,
+        error_type,
+        reason,
+    )
+
+
+def _authentication_failed(config: ClusterConfig, error: ClusterError) -> ClusterError:
+    if config.api_key is not None:
+        refused = "the API key given (--api-key / ES_API_KEY)"
+    elif config.username is not None:
+        refused = f"user {config.username!r} with the password given (--password / ES_PASSWORD)"
+    else:
+        refused = (
+            "a request without credentials: pass --username and --password (env ES_USERNAME, "
+            "ES_PASSWORD) or --api-key (env ES_API_KEY)"
+        )
+    return ClusterError(
+        f"Authentication failed at {redact_url(config.url)} (401): the cluster refused "
+        f"{refused}. Check the credentials; the cluster's reason: {error.reason}",
+        401,
+        error.error_type,
+        error.reason,
     )
 
 
 def _unavailable(url: str, error: Exception) -> ClusterUnavailableError:
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        found = re.search(r"certificate verify failed: ([^()]+?)\s*\(", text)
+        detail = found.group(1) if found else "the certificate is not trusted"
+        return ClusterUnavailableError(
+            f"TLS certificate verify failed for {redact_url(url)}: {detail}. The cluster's "
+            "certificate is not signed by a CA this client trusts (verification is on by "
+            "default): pass --ca-certs <the cluster's CA PEM> (env ES_CA_CERTS, or "
+            "ClusterConfig.ca_certs), and check that the URL's host is in the certificate.",
+            None,
+            "tls_verification_failed",
+            detail,
+        )
     return ClusterUnavailableError(
         f"No answer from {redact_url(url)} ({type(error).__name__}: {error}). Check the URL "
         "and that the cluster runs, or start a local node with 'splade-es node start'.",

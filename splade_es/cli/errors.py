@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from splade_es.cluster import ClusterError
-from splade_es.engines import ArtifactError, InstallError, JavaNotFoundError, NodeError
+from splade_es.engines import (
+    ArtifactError,
+    InstallError,
+    JavaNotFoundError,
+    NodeError,
+    SecuritySetupError,
+)
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
@@ -15,4 +21,5 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     InstallError,
     JavaNotFoundError,
     NodeError,
+    SecuritySetupError,
 )

@@ -37,6 +37,12 @@ def node() -> None:
     show_default=True,
     help="User to run the node as when started by root (the engines refuse root).",
 )
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="OpenSearch only: TLS with a CA made at start, and basic auth for user 'admin' "
+    "with a random password (stored in a file readable by you only; never printed).",
+)
 @cache_dir_option
 def start(
     engine: str,
@@ -46,6 +52,7 @@ def start(
     java_home: Path | None,
     home: Path | None,
     run_as: str,
+    secure: bool,
     cache_dir: Path,
 ) -> None:
     """Start a node in the background; the last line printed is its URL."""
@@ -59,12 +66,20 @@ def start(
         java_home=java_home,
         home=home,
         run_as=run_as,
+        secure=secure,
     )
     info = start_node(config, os.environ)
     click.echo(
         f"{info.engine} {info.version} running (pid {info.pid}, Java {info.java_feature}, "
         f"up in {info.start_seconds:.1f}s, log {info.log_file})"
     )
+    access = info.access
+    if access is not None:
+        click.echo(f"TLS CA certificate: {access.ca_certs}  (--ca-certs / ES_CA_CERTS)")
+        click.echo(
+            f"User: {access.username}; password in {access.password_file} (mode 0600), e.g. "
+            f'ES_PASSWORD="$(cat {access.password_file})"'
+        )
     click.echo(info.url)
 
 

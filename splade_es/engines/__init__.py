@@ -11,6 +11,7 @@ from splade_es.engines.node import (
     start_node,
     stop_node,
 )
+from splade_es.engines.security import NodeAccess, SecuritySetupError
 from splade_es.engines.spec import ENGINES, Engine, EngineSpec, engine_spec
 
 __all__ = [
@@ -20,9 +21,11 @@ __all__ = [
     "EngineSpec",
     "InstallError",
     "JavaNotFoundError",
+    "NodeAccess",
     "NodeConfig",
     "NodeError",
     "NodeInfo",
+    "SecuritySetupError",
     "engine_spec",
     "find_jdk",
     "install",

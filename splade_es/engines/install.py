@@ -87,6 +87,8 @@ def install(spec: EngineSpec, cache_dir: Path) -> Path:
                 )
                 if module.security_policy:
                     (folder / "plugin-security.policy").write_text(module.security_policy)
+            for plugin in spec.plugins:
+                _unzip_plugin(files[plugin], root / "plugins" / plugin.artifact)
             launcher = root / "bin" / spec.launcher
             if not launcher.is_file():
                 raise InstallError(
@@ -111,12 +113,29 @@ def _unzip_single_root(archive: Path, into: Path) -> Path:
         tops = {name.split("/", 1)[0] for name in zipped.namelist() if name.strip("/")}
         if len(tops) != 1:
             raise InstallError(f"{archive} should hold one top folder, found {sorted(tops)[:5]}.")
-        for info in zipped.infolist():
-            resolved = (into / info.filename).resolve()
-            if not resolved.is_relative_to(into.resolve()):
-                raise InstallError(f"{archive} has an entry outside its folder: {info.filename}")
-            zipped.extract(info, into)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode and not info.is_dir():
-                os.chmod(resolved, mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        _extract(zipped, archive, into)
     return into / tops.pop()
+
+
+def _unzip_plugin(archive: Path, into: Path) -> None:
+    """Unpack a plugin zip (descriptor at its root) into the plugin's folder ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive) as zipped:
+        if "plugin-descriptor.properties" not in zipped.namelist():
+            raise InstallError(
+                f"{archive} has no plugin-descriptor.properties at its root: it is not an "
+                "engine plugin. Delete it from the cache and retry."
+            )
+        _extract(zipped, archive, into)
+
+
+def _extract(zipped: zipfile.ZipFile, archive: Path, into: Path) -> None:
+    """Extract every entry below ``into``, keeping Unix modes and refusing escaping paths."""
+    for info in zipped.infolist():
+        resolved = (into / info.filename).resolve()
+        if not resolved.is_relative_to(into.resolve()):
+            raise InstallError(f"{archive} has an entry outside its folder: {info.filename}")
+        zipped.extract(info, into)
+        mode = (info.external_attr >> 16) & 0o777
+        if mode and not info.is_dir():
+            os.chmod(resolved, mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)

@@ -27,7 +27,15 @@ from pathlib import Path
 
 from splade_es.engines.install import install, locked
 from splade_es.engines.java import find_jdk
-from splade_es.engines.spec import Engine, EngineSpec, engine_spec, node_settings
+from splade_es.engines.security import NodeAccess, configure, secured_health
+from splade_es.engines.spec import (
+    SECURED_OPENSEARCH_VERSION,
+    Engine,
+    EngineSpec,
+    engine_spec,
+    node_settings,
+    secured_opensearch_spec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,8 @@ class NodeConfig:
             (e.g. a full Elasticsearch tarball unpacked, which has ``rank_features``).
         run_as: user to run the node as when this process is root.
         startup_timeout_s: how long to wait for the node to answer.
+        secure: OpenSearch only: TLS and basic auth (see :mod:`splade_es.engines.security`);
+            the version defaults to the one the security plugin is published for.
     """
 
     engine: Engine
@@ -64,6 +74,14 @@ class NodeConfig:
     home: Path | None = None
     run_as: str = "nobody"
     startup_timeout_s: float = 240.0
+    secure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.secure and self.engine != "opensearch":
+            raise ValueError(
+                f"A secured node is available for OpenSearch only, not {self.engine!r} (the "
+                "Elasticsearch test distribution has no security): pass --engine opensearch."
+            )
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,16 @@ class NodeInfo:
     java_home: str
     java_feature: int
     start_seconds: float
+    ca_certs: str = ""
+    username: str = ""
+    password_file: str = ""
+
+    @property
+    def access(self) -> NodeAccess | None:
+        """How to reach a secured node (CA, user, password file); ``None`` when open."""
+        if not self.ca_certs:
+            return None
+        return NodeAccess(Path(self.ca_certs), self.username, Path(self.password_file))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -116,8 +144,12 @@ def localise_jvm_options(text: str, *, logs: Path, data: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def health(url: str, timeout_s: float = 2.0) -> dict[str, object] | None:
-    """``_cluster/health`` of an unsecured local node, or ``None`` if it does not answer."""
+def health(
+    url: str, timeout_s: float = 2.0, access: NodeAccess | None = None
+) -> dict[str, object] | None:
+    """``_cluster/health`` of a local node, or ``None`` if it does not answer."""
+    if access is not None:
+        return secured_health(url, access, timeout_s)
     try:
         with urllib.request.urlopen(f"{url}/_cluster/health", timeout=timeout_s) as response:
             body: dict[str, object] = json.loads(response.read())
@@ -166,7 +198,7 @@ def start_node(config: NodeConfig, environ: Mapping[str, str]) -> NodeInfo:
             copy with its own variables set).
 
     Returns:
-        The running node; ``url`` is ``http://127.0.0.1:<port>``.
+        The running node; ``url`` is ``http://127.0.0.1:<port>`` (``https`` when secure).
 
     Raises:
         NodeError: the node did not come up (the message holds the end of its log).
@@ -175,7 +207,13 @@ def start_node(config: NodeConfig, environ: Mapping[str, str]) -> NodeInfo:
     with locked(config.state_file.with_suffix(".lock")):
         existing = read_state(config.state_file)
         if existing is not None:
-            if is_alive(existing) and health(existing.url) is not None:
+            if is_alive(existing) and health(existing.url, access=existing.access) is not None:
+                if (existing.access is not None) != config.secure:
+                    raise NodeError(
+                        f"A {'secured' if existing.access else 'plain'} {existing.engine} node "
+                        f"is already running at {existing.url} ({config.state_file}): stop it "
+                        f"first with 'splade-es node stop --engine {existing.engine}'."
+                    )
                 logger.info("%s is already running at %s", existing.engine, existing.url)
                 return existing
             _cleanup(existing, config.state_file)
@@ -183,7 +221,10 @@ def start_node(config: NodeConfig, environ: Mapping[str, str]) -> NodeInfo:
 
 
 def _start_new(config: NodeConfig, environ: Mapping[str, str]) -> NodeInfo:
-    spec = engine_spec(config.engine, config.version)
+    if config.secure:
+        spec = secured_opensearch_spec(config.version or SECURED_OPENSEARCH_VERSION)
+    else:
+        spec = engine_spec(config.engine, config.version)
     jdk = find_jdk(spec, environ, config.java_home)
     home = config.home.resolve() if config.home else install(spec, config.cache_dir)
     if not (home / "bin" / spec.launcher).is_file():
@@ -217,6 +258,9 @@ def _launch(
         jvm_options.write_text(
             localise_jvm_options(jvm_options.read_text(), logs=work / "logs", data=work / "data")
         )
+    access = None
+    if config.secure:
+        access = configure(conf, work / "client", home=node_home, java_home=java_home)
     user = _drop_to(config.run_as, work, [conf, work / "data", work / "logs", work / "tmp"])
 
     spare_http, transport_port = free_ports(2)
@@ -256,7 +300,7 @@ def _launch(
             group=_group_of(user) if user else None,
             extra_groups=[] if user else None,
         )
-    url = f"http://127.0.0.1:{http_port}"
+    url = f"{'https' if access else 'http'}://127.0.0.1:{http_port}"
     info = NodeInfo(
         engine=spec.engine,
         version=spec.version,
@@ -267,6 +311,9 @@ def _launch(
         java_home=str(java_home),
         java_feature=java_feature,
         start_seconds=0.0,
+        ca_certs=str(access.ca_certs) if access else "",
+        username=access.username if access else "",
+        password_file=str(access.password_file) if access else "",
     )
     deadline = started + config.startup_timeout_s
     while time.monotonic() < deadline:
@@ -275,7 +322,7 @@ def _launch(
                 f"{spec.engine} {spec.version} exited with code {process.returncode} while "
                 f"starting. End of {log_file}:\n{_tail(log_file)}"
             )
-        state = health(url, timeout_s=1.0)
+        state = health(url, timeout_s=1.0, access=access)
         if state is not None and state.get("status") in ("green", "yellow"):
             info = NodeInfo(**{**asdict(info), "start_seconds": time.monotonic() - started})
             config.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +361,7 @@ def node_status(state_file: Path) -> tuple[NodeInfo | None, dict[str, object] | 
     info = read_state(state_file)
     if info is None or not is_alive(info):
         return info, None
-    return info, health(info.url)
+    return info, health(info.url, access=info.access)
 
 
 def _cleanup(info: NodeInfo, state_file: Path) -> None:

@@ -5,7 +5,7 @@ Pure data and pure builders; nothing here touches the network, the disk or a pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Engine = Literal["elasticsearch", "opensearch"]
@@ -83,6 +83,8 @@ class EngineSpec:
         conf_env / tmp_env / java_opts_env: environment variable names of the engine scripts.
         launcher: script under ``bin/`` that starts the node.
         settings: fixed node settings (the launcher adds ports and paths).
+        plugins: plugin zips unpacked under ``plugins/<artifact>`` (e.g. the OpenSearch
+            security plugin of a secured node).
     """
 
     engine: Engine
@@ -97,6 +99,7 @@ class EngineSpec:
     java_opts_env: str
     launcher: str
     settings: tuple[tuple[str, str], ...]
+    plugins: tuple[MavenArtifact, ...] = ()
 
     @property
     def artifacts(self) -> tuple[MavenArtifact, ...]:
@@ -105,11 +108,14 @@ class EngineSpec:
         for module in self.modules:
             for jar in module.jars:
                 seen.setdefault(jar.coordinates, jar)
+        for plugin in self.plugins:
+            seen.setdefault(plugin.coordinates, plugin)
         return tuple(seen.values())
 
     @property
     def key(self) -> str:
-        return f"{self.engine}-{self.version}"
+        """The cache folder name; a home with plugins never shares one with a plain home."""
+        return "-".join([self.engine, self.version, *(p.artifact for p in self.plugins)])
 
 
 _COMMON_SETTINGS: tuple[tuple[str, str], ...] = (
@@ -243,6 +249,34 @@ def opensearch_spec(version: str = OPENSEARCH_VERSION) -> EngineSpec:
         launcher="opensearch",
         settings=_COMMON_SETTINGS,
     )
+
+
+# The newest OpenSearch whose security plugin is on Maven Central (checked 2026-11-26: the
+# plugin is published for 2.19.4.0, not for 2.19.5 or 2.19.6). The plugin must match the
+# engine version exactly.
+SECURED_OPENSEARCH_VERSION = "2.19.4"
+
+
+def secured_opensearch_spec(version: str = SECURED_OPENSEARCH_VERSION) -> EngineSpec:
+    """:func:`opensearch_spec` plus the ``opensearch-security`` plugin (TLS, users, roles).
+
+    Elasticsearch has no secured counterpart here: its security (x-pack) is not in the
+    integ-test-zip, and the default distribution is not on Maven Central.
+    """
+    if version != SECURED_OPENSEARCH_VERSION:
+        raise ValueError(
+            f"A secured OpenSearch node needs the opensearch-security plugin of the same "
+            f"version, and this package knows it for {SECURED_OPENSEARCH_VERSION} only, not "
+            f"{version!r}: pass --version {SECURED_OPENSEARCH_VERSION} (or leave it out)."
+        )
+    plugin = MavenArtifact(
+        "org.opensearch.plugin",
+        "opensearch-security",
+        f"{version}.0",
+        packaging="zip",
+        checksum="sha512",
+    )
+    return replace(opensearch_spec(version), plugins=(plugin,))
 
 
 def engine_spec(engine: str, version: str | None = None) -> EngineSpec:

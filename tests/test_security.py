@@ -1,0 +1,354 @@
+"""A secured node (TLS with a CA made at start, basic auth) and credential hygiene.
+
+The node is OpenSearch 2.19.4 with the ``opensearch-security`` plugin, started by the
+package's own launcher (``secure=True``). Elasticsearch security cannot be tested here: its
+x-pack modules are not in the integ-test-zip and the default distribution is not on Maven
+Central, so an API key is only ever refused (OpenSearch 2.19 has no Elasticsearch-style API
+keys); the tests check that it is sent, refused with a clear 401, and never echoed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from corpus_fixture import DOCS, QUERIES, write_beir, write_jsonl
+
+from conftest import cache_dir
+from splade_es.bulk import BulkConfig, index_documents
+from splade_es.cluster import (
+    ClusterConfig,
+    ClusterError,
+    ClusterUnavailableError,
+    _elasticsearch_client,
+    _opensearch_client,
+    connect,
+)
+from splade_es.corpus import from_records
+from splade_es.engines import NodeConfig, NodeError, NodeInfo, start_node, stop_node
+from splade_es.engines.node import node_status
+from splade_es.engines.security import (
+    Certificates,
+    internal_users_yaml,
+    make_certificates,
+    security_settings,
+)
+from splade_es.engines.spec import secured_opensearch_spec
+from splade_es.representation import SpladeFields, prepare_index
+from splade_es.search import SearchConfig, Searcher
+
+pytestmark = pytest.mark.security
+
+WRONG_PASSWORD = "wrong-Pa55word-zq7WRONGsecret"
+API_KEY = base64.b64encode(b"apikey-id-zq7:apikey-SECRET-zq7value").decode()
+INDEX = "security-test"
+
+
+@pytest.fixture(scope="session")
+def secured_node() -> Iterator[tuple[NodeInfo, Path]]:
+    """One secured OpenSearch node for this module, stopped at the end."""
+    state = Path(tempfile.mkdtemp(prefix="splade-es-secured-state-")) / "opensearch.json"
+    config = NodeConfig(
+        engine="opensearch", state_file=state, cache_dir=cache_dir(), heap="512m", secure=True
+    )
+    info = start_node(config, os.environ)
+    try:
+        yield info, state
+    finally:
+        stop_node(state)
+        shutil.rmtree(state.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def node(secured_node: tuple[NodeInfo, Path]) -> NodeInfo:
+    return secured_node[0]
+
+
+@pytest.fixture(scope="session")
+def password(node: NodeInfo) -> str:
+    assert node.access is not None
+    return node.access.password()
+
+
+@pytest.fixture(scope="session")
+def good(node: NodeInfo, password: str) -> ClusterConfig:
+    assert node.access is not None
+    return ClusterConfig(
+        url=node.url, username="admin", password=password, ca_certs=node.access.ca_certs
+    )
+
+
+@pytest.fixture(scope="session")
+def other_ca(node: NodeInfo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CA certificate of another, unrelated authority."""
+    folder = tmp_path_factory.mktemp("other-ca")
+    return make_certificates(Path(node.java_home), folder).ca_pem
+
+
+def secrets_of(password: str) -> list[str]:
+    """Every form in which a credential could leak."""
+    return [
+        password,
+        WRONG_PASSWORD,
+        API_KEY,
+        base64.b64decode(API_KEY).decode(),
+        base64.b64encode(f"admin:{password}".encode()).decode(),
+        base64.b64encode(f"admin:{WRONG_PASSWORD}".encode()).decode(),
+    ]
+
+
+def assert_clean(text: str, password: str, where: str) -> None:
+    for secret in secrets_of(password):
+        assert secret not in text, f"a credential leaked into {where}"
+
+
+def full_text(error: BaseException) -> str:
+    """The message and the whole chained traceback, as a user would see it."""
+    return "".join(traceback.format_exception(error))
+
+
+def test_the_node_is_tls_only_with_a_private_password_file(node, secured_node, password):
+    assert node.url.startswith("https://127.0.0.1:") and node.version == "2.19.4"
+    assert node.access is not None and node.access.username == "admin"
+    assert stat.S_IMODE(node.access.password_file.stat().st_mode) == 0o600
+    assert node.access.ca_certs.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert len(password) >= 24
+    # The same state file: the running node is found again (health over TLS with auth).
+    config = NodeConfig(
+        engine="opensearch",
+        state_file=secured_node[1],
+        cache_dir=cache_dir(),
+        secure=True,
+    )
+    assert start_node(config, os.environ).pid == node.pid
+    info, health = node_status(secured_node[1])
+    assert info == node and health is not None and health["status"] in ("green", "yellow")
+    # A plain node is not silently handed out in place of a secured one.
+    plain = NodeConfig(engine="opensearch", state_file=secured_node[1], cache_dir=cache_dir())
+    with pytest.raises(NodeError, match=r"A secured opensearch node is already running"):
+        start_node(plain, os.environ)
+
+
+@pytest.mark.parametrize("engine", ["auto", "opensearch"])
+def test_tls_verification_is_on_by_default(node, password, engine):
+    config = ClusterConfig(url=node.url, engine=engine, username="admin", password=password)
+    assert config.verify_certs is True
+    with pytest.raises(ClusterUnavailableError, match=r"certificate verify failed") as caught:
+        connect(config)
+    message = str(caught.value)
+    assert "--ca-certs <the cluster's CA PEM>" in message and node.url in message
+    assert caught.value.error_type == "tls_verification_failed"
+    assert_clean(full_text(caught.value), password, "the TLS error")
+
+
+@pytest.mark.parametrize("engine", ["auto", "opensearch"])
+def test_a_wrong_ca_fails_clearly(node, password, other_ca, engine):
+    config = ClusterConfig(
+        url=node.url, engine=engine, username="admin", password=password, ca_certs=other_ca
+    )
+    with pytest.raises(ClusterUnavailableError, match=r"certificate verify failed") as caught:
+        connect(config)
+    assert "--ca-certs" in str(caught.value)
+    assert_clean(full_text(caught.value), password, "the wrong-CA error")
+
+
+def test_skipping_verification_is_an_explicit_opt_in(node, password):
+    assert ClusterConfig(url=node.url).verify_certs is True
+    insecure = ClusterConfig(
+        url=node.url, engine="opensearch", username="admin", password=password, verify_certs=False
+    )
+    cluster = connect(insecure)
+    try:
+        assert cluster.engine == "opensearch"
+    finally:
+        cluster.close()
+
+
+def test_basic_auth_works_end_to_end(good, splade_encoder):
+    cluster = connect(good)  # engine auto: detected through the credentials
+    try:
+        assert (cluster.engine, cluster.version) == ("opensearch", "2.19.4")
+        name = f"{INDEX}-basic"
+        prepare_index(cluster, splade_encoder, name)
+        report = index_documents(
+            cluster,
+            from_records(DOCS),
+            [SpladeFields(splade_encoder)],
+            BulkConfig(index=name, progress=False),
+        )
+        assert report.indexed == len(DOCS) and report.failed == 0
+        cluster.request("POST", f"/{name}/_refresh")
+        assert cluster.request("GET", f"/{name}/_count")["count"] == len(DOCS)
+        searcher = Searcher(cluster, splade_encoder, SearchConfig(index=name))
+        for text, relevant in QUERIES.values():
+            assert searcher.search(text, k=3)[0].id == relevant
+        cluster.request("DELETE", f"/{name}")
+    finally:
+        cluster.close()
+
+
+@pytest.mark.parametrize("engine", ["auto", "opensearch"])
+def test_a_wrong_password_is_a_clear_401(node, good, password, engine):
+    config = ClusterConfig(
+        url=node.url,
+        engine=engine,
+        username="admin",
+        password=WRONG_PASSWORD,
+        ca_certs=good.ca_certs,
+    )
+    with pytest.raises(ClusterError, match=r"Authentication failed .*user 'admin'") as caught:
+        connect(config)
+    assert caught.value.status == 401
+    assert_clean(full_text(caught.value), password, "the 401 error")
+    assert WRONG_PASSWORD not in repr(config)
+
+
+def test_no_credentials_is_a_401_that_says_what_to_pass(node, good):
+    config = ClusterConfig(url=node.url, engine="opensearch", ca_certs=good.ca_certs)
+    with pytest.raises(ClusterError, match=r"without credentials: pass --username") as caught:
+        connect(config)
+    assert caught.value.status == 401
+
+
+@pytest.mark.parametrize("engine", ["auto", "opensearch"])
+def test_an_api_key_is_sent_and_refused_without_echo(node, good, password, engine):
+    config = ClusterConfig(url=node.url, engine=engine, api_key=API_KEY, ca_certs=good.ca_certs)
+    # Both clients put the key in the Authorization header ...
+    assert _elasticsearch_client(config)._headers["authorization"] == f"ApiKey {API_KEY}"
+    opensearch = _opensearch_client(config)
+    sent = opensearch.transport.connection_pool.connections[0].headers
+    assert sent["authorization"] == f"ApiKey {API_KEY}"
+    # ... which OpenSearch 2.19 does not know: a clear 401 naming the key, not its value.
+    with pytest.raises(ClusterError, match=r"Authentication failed .*the API key") as caught:
+        connect(config)
+    assert caught.value.status == 401
+    assert_clean(full_text(caught.value), password, "the API-key error")
+    assert API_KEY not in repr(config)
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "splade_es", "-vv", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_credentials_never_appear_in_output_logs_or_files(node, good, password, tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ES_")}
+    env = {
+        **base,
+        "ES_URL": node.url,
+        "ES_USERNAME": "admin",
+        "ES_PASSWORD": password,
+        "ES_CA_CERTS": str(good.ca_certs),
+    }
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", [*DOCS, {"_id": "bad", "text": ""}])
+    dead = tmp_path / "dead.jsonl"
+    name = f"{INDEX}-cli"
+    runs = {
+        # progress bars on, debug logging, one document dead-lettered (exit 1)
+        "index": run_cli(
+            ["index", str(corpus), "--index", name, "--dead-letter", str(dead)], env, tmp_path
+        ),
+        "search": run_cli(["search", "espresso coffee", "--index", name, "--json"], env, tmp_path),
+        "eval": run_cli(
+            [
+                "eval",
+                "--corpus",
+                str(write_beir(tmp_path / "tiny")),
+                "--out",
+                str(tmp_path / "report"),
+                "--index",
+                f"{name}-eval",
+            ],
+            env,
+            tmp_path,
+        ),
+        "wrong password": run_cli(
+            ["search", "espresso", "--index", name],
+            {**env, "ES_PASSWORD": WRONG_PASSWORD},
+            tmp_path,
+        ),
+        "api key": run_cli(
+            ["search", "espresso", "--index", name],
+            {k: v for k, v in env.items() if k not in ("ES_USERNAME", "ES_PASSWORD")}
+            | {"ES_API_KEY": API_KEY},
+            tmp_path,
+        ),
+        "no CA": run_cli(
+            ["search", "espresso", "--index", name],
+            {k: v for k, v in env.items() if k != "ES_CA_CERTS"},
+            tmp_path,
+        ),
+    }
+    assert runs["index"].returncode == 1, runs["index"].stderr[-2000:]
+    assert "1 document(s) were not indexed" in runs["index"].stderr
+    assert "DEBUG" in runs["index"].stderr  # the debug logs were really on
+    assert "%|" in runs["index"].stderr  # and the progress bar
+    assert runs["search"].returncode == 0, runs["search"].stderr[-2000:]
+    assert json.loads(runs["search"].stdout)[0]["_id"] == "cook-2"
+    assert runs["eval"].returncode == 0, runs["eval"].stderr[-2000:]
+    assert runs["wrong password"].returncode == 1
+    assert "Authentication failed" in runs["wrong password"].stderr
+    assert "the API key" in runs["api key"].stderr and runs["api key"].returncode == 1
+    assert "--ca-certs" in runs["no CA"].stderr and runs["no CA"].returncode == 1
+    for what, result in runs.items():
+        assert_clean(result.stdout + result.stderr, password, f"the output of {what}")
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert dead in written and (tmp_path / "report" / "report.json") in written
+    for path in written:
+        assert_clean(path.read_bytes().decode(errors="replace"), password, str(path))
+    for path in Path(node.work_dir, "logs").rglob("*"):
+        if path.is_file():
+            assert_clean(path.read_bytes().decode(errors="replace"), password, str(path))
+    assert_clean(Path(node.log_file).read_text(errors="replace"), password, "the node log")
+    cluster = connect(good)
+    try:
+        for index in (name, f"{name}-eval"):
+            cluster.request("DELETE", f"/{index}")
+    finally:
+        cluster.close()
+
+
+def test_secure_node_choices_are_checked_at_the_boundary(tmp_path):
+    with pytest.raises(ValueError, match=r"OpenSearch only, not 'elasticsearch'.*--engine"):
+        NodeConfig(
+            engine="elasticsearch", state_file=tmp_path / "s.json", cache_dir=tmp_path, secure=True
+        )
+    with pytest.raises(ValueError, match=r"not '2\.19\.6': pass --version 2\.19\.4"):
+        secured_opensearch_spec("2.19.6")
+    spec = secured_opensearch_spec()
+    assert spec.key == "opensearch-2.19.4-opensearch-security"
+    assert (
+        spec.artifacts[-1].coordinates == "org.opensearch.plugin:opensearch-security:2.19.4.0:zip"
+    )
+
+
+def test_configuration_files_hold_no_plaintext_password(tmp_path):
+    certs = Certificates(
+        tmp_path / "certs" / "ca.pem",
+        tmp_path / "certs" / "node.p12",
+        tmp_path / "certs" / "t.p12",
+        password="store-SECRET-zq7",
+    )
+    assert "store-SECRET-zq7" not in repr(certs)
+    settings = security_settings(certs, tmp_path)
+    assert "keystore_filepath: certs/node.p12" in settings
+    assert "plugins.security.ssl.http.enabled: true" in settings
+    users = internal_users_yaml("admin", "$2y$12$abcdefghijklmnopqrstuv")
+    assert '"admin":' in users and '"$2y$12$abcdefghijklmnopqrstuv"' in users
