@@ -79,7 +79,10 @@ class Codebook:
             header_size = int.from_bytes(data[:8], "little")
             metadata = json.loads(data[8 : 8 + header_size]).get("__metadata__", {})
         except Exception as error:
-            raise ValueError(f"Not a safetensors codebook: {error}") from error
+            raise ValueError(
+                f"Not a safetensors codebook ({error}): codebooks load only from the "
+                "safetensors bytes Codebook.to_bytes writes (never pickle); re-create the index."
+            ) from error
         try:
             described = json.loads(metadata["colbert_rerank"])
         except (KeyError, ValueError) as error:

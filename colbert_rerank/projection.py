@@ -68,7 +68,10 @@ class Projection:
             metadata = json.loads(data[8 : 8 + header_size]).get("__metadata__", {})
             described = json.loads(metadata["colbert_rerank"])
         except Exception as error:
-            raise ValueError(f"Not a safetensors projection: {error}") from error
+            raise ValueError(
+                f"Not a safetensors projection ({error}): projections load only from the "
+                "safetensors bytes Projection.to_bytes writes (never pickle); re-create the index."
+            ) from error
         if described.get("format") != FORMAT:
             raise ValueError(f"Not a colbert_rerank projection ({described.get('format')!r}).")
         return cls(tensors["matrix"])

@@ -29,6 +29,7 @@ from colbert_rerank.encoder import (
     resolve_model_path,
     sentence_length,
 )
+from colbert_rerank.loading import SAFETENSORS_ONLY, check_safe_weights
 from colbert_rerank.projection import fit_projection
 from colbert_rerank.training_support import (
     LOG_FILE,
@@ -108,7 +109,7 @@ def load_trainable(config: ColbertTrainConfig, device: str, sample: Sequence[str
     from sentence_transformers.base.modules import Dense, Normalize, Transformer
     from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
 
-    path = resolve_model_path(config.model)
+    path = check_safe_weights(resolve_model_path(config.model))
     kind = _model_type(path)
     if kind in ("SparseEncoder", "CrossEncoder"):
         raise ValueError(
@@ -121,8 +122,10 @@ def load_trainable(config: ColbertTrainConfig, device: str, sample: Sequence[str
                 f"dim={config.dim} applies to a zero-shot start only: {config.model!r} already "
                 "has its own projection (leave --dim out)."
             )
-        return MultiVectorEncoder(path, device=device)
-    transformer = Transformer(path, max_seq_length=sentence_length(path))
+        return MultiVectorEncoder(path, device=device, model_kwargs=dict(SAFETENSORS_ONLY))
+    transformer = Transformer(
+        path, max_seq_length=sentence_length(path), model_kwargs=dict(SAFETENSORS_ONLY)
+    )
     modules: list[Any] = [transformer]
     if config.dim is not None:
         hidden = transformer.get_embedding_dimension()

@@ -34,7 +34,11 @@ class Schedule:
         eval_steps: evaluate on the dev split every N steps (and at the end).
         save_steps: write a resumable checkpoint every N steps.
         logging_steps: log losses every N steps.
-        resume: continue from the newest checkpoint in ``output_dir`` if there is one.
+        resume: continue from the newest checkpoint in ``output_dir`` if there is one. The
+            model weights come back from its ``model.safetensors``, but the Hugging Face
+            Trainer reads the optimiser, scheduler and RNG state (``optimizer.pt``,
+            ``scheduler.pt``, ``rng_state.pth``) with ``torch.load(weights_only=True)``, a
+            restricted unpickler: resume only from an ``output_dir`` your own runs wrote.
         progress: progress bars.
     """
 
@@ -170,7 +174,12 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 
 
 def run_trainer(trainer: Any, schedule: Schedule) -> Any:
-    """Train (resuming from the newest checkpoint when asked); return the train output."""
+    """Train (resuming from the newest checkpoint when asked); return the train output.
+
+    Resuming trusts the checkpoint folder: the Trainer restores optimiser, scheduler and RNG
+    state from its pickle-format ``.pt``/``.pth`` files (``torch.load(weights_only=True)``).
+    Only resume from checkpoints your own run wrote into ``schedule.output_dir``.
+    """
     checkpoint = latest_checkpoint(schedule.output_dir) if schedule.resume else None
     return trainer.train(resume_from_checkpoint=checkpoint)
 

@@ -2,8 +2,10 @@
 
 Each check creates its own throw-away index (a mapping error in one must not hide another),
 indexes one document, runs the query, compares the score with the exact expected value, and
-deletes only the index it created. The result is what the README's capability table shows
-and what ``mapping_type="auto"`` decides from.
+deletes only the index it created: a name is deleted only after this call's own ``PUT``
+created it, so an index that already had the generated name is left alone (the probe then
+stops with a ValueError instead of reporting the check as unsupported). The result is what
+the README's capability table shows and what ``mapping_type="auto"`` decides from.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from splade_es.cluster import Cluster, ClusterError
+from splade_es.names import check_index_name
 
 logger = logging.getLogger(__name__)
 
@@ -119,16 +122,16 @@ def _score_is_exact(cluster: Cluster, index: str, query: dict[str, Any]) -> bool
     return len(hits) == 1 and math.isclose(hits[0]["_score"], _EXPECTED, rel_tol=1e-6)
 
 
-def _check_rank_features(cluster: Cluster, index: str) -> dict[str, bool]:
-    _create(cluster, index, {"w": {"type": "rank_features"}}, {"w": _DOC_WEIGHTS})
+def _check_rank_features(cluster: Cluster, index: str, created: set[str]) -> dict[str, bool]:
+    _create(cluster, index, created, {"w": {"type": "rank_features"}}, {"w": _DOC_WEIGHTS})
     return {
         "rank_features": _score_is_exact(cluster, index, _linear_bool("w")),
         "rank_features_term": _attempt(lambda: _score_is_exact(cluster, index, _term_sum("w"))),
     }
 
 
-def _check_sparse_vector(cluster: Cluster, index: str) -> dict[str, bool]:
-    _create(cluster, index, {"w": {"type": "sparse_vector"}}, {"w": _DOC_WEIGHTS})
+def _check_sparse_vector(cluster: Cluster, index: str, created: set[str]) -> dict[str, bool]:
+    _create(cluster, index, created, {"w": {"type": "sparse_vector"}}, {"w": _DOC_WEIGHTS})
     query = {"sparse_vector": {"field": "w", "query_vector": _QUERY_WEIGHTS}}
     return {
         "sparse_vector": _score_is_exact(cluster, index, _term_sum("w")),
@@ -136,15 +139,15 @@ def _check_sparse_vector(cluster: Cluster, index: str) -> dict[str, bool]:
     }
 
 
-def _check_binary(cluster: Cluster, index: str) -> dict[str, bool]:
-    _create(cluster, index, {"b": {"type": "binary"}}, {"b": _BLOB})
+def _check_binary(cluster: Cluster, index: str, created: set[str]) -> dict[str, bool]:
+    _create(cluster, index, created, {"b": {"type": "binary"}}, {"b": _BLOB})
     result = cluster.request("POST", f"/{index}/_search", body={"query": {"match_all": {}}})
     hits = result["hits"]["hits"]
     return {"binary": len(hits) == 1 and hits[0]["_source"].get("b") == _BLOB}
 
 
-def _check_binary_doc_values(cluster: Cluster, index: str) -> dict[str, bool]:
-    _create(cluster, index, {"b": {"type": "binary", "doc_values": True}}, {"b": _BLOB})
+def _check_binary_doc_values(cluster: Cluster, index: str, created: set[str]) -> dict[str, bool]:
+    _create(cluster, index, created, {"b": {"type": "binary", "doc_values": True}}, {"b": _BLOB})
     result = cluster.request(
         "POST",
         f"/{index}/_search",
@@ -156,13 +159,15 @@ def _check_binary_doc_values(cluster: Cluster, index: str) -> dict[str, bool]:
     return {"binary_doc_values": len(values) == 1 and _b64(values[0]) == _b64(_BLOB)}
 
 
-def _check_dense_vector(cluster: Cluster, index: str) -> dict[str, bool]:
-    _create(cluster, index, {"v": {"type": "dense_vector", "dims": 3}}, {"v": [0.5, 1.0, 2.0]})
+def _check_dense_vector(cluster: Cluster, index: str, created: set[str]) -> dict[str, bool]:
+    _create(
+        cluster, index, created, {"v": {"type": "dense_vector", "dims": 3}}, {"v": [0.5, 1.0, 2.0]}
+    )
     count = cluster.request("GET", f"/{index}/_count")["count"]
     return {"dense_vector": count == 1}
 
 
-_CHECKS: Mapping[str, Callable[[Cluster, str], dict[str, bool]]] = {
+_CHECKS: Mapping[str, Callable[[Cluster, str, set[str]], dict[str, bool]]] = {
     "rank_features": _check_rank_features,
     "sparse_vector": _check_sparse_vector,
     "binary": _check_binary,
@@ -192,26 +197,33 @@ def probe(
             ``binary_doc_values``, ``dense_vector``.
 
     Creates and deletes indices named ``<index_prefix>-<random>-<check>``; nothing else in
-    the cluster is touched.
+    the cluster is touched: an index is deleted only if this call created it.
+
+    Raises:
+        ValueError: ``index_prefix`` is not a plain index name, or an index with a generated
+            name already exists (it is left as it is).
     """
+    check_index_name(index_prefix)
     unknown = set(checks or ()) - set(_CHECKS)
     if unknown:
         raise ValueError(f"Unknown checks {sorted(unknown)}: expected some of {list(_CHECKS)}.")
     run = uuid.uuid4().hex[:8]
     flags: dict[str, bool] = {}
+    created: set[str] = set()
     for name, check in _CHECKS.items():
         if checks is not None and name not in checks:
             continue
-        index = f"{index_prefix}-{run}-{name.replace('_', '-')}"
+        index = check_index_name(f"{index_prefix}-{run}-{name.replace('_', '-')}")
         try:
-            flags.update(check(cluster, index))
+            flags.update(check(cluster, index, created))
         except ClusterError as error:
             if error.status is None:
                 raise
             logger.info("%s %s: %s unsupported (%s)", cluster.engine, cluster.version, name, error)
             flags.update(dict.fromkeys(_FLAGS[name], False))
         finally:
-            _delete_if_created(cluster, index)
+            if index in created:
+                _delete_created(cluster, index)
     return Capabilities(engine=cluster.engine, version=cluster.version, **flags)
 
 
@@ -229,20 +241,36 @@ def _attempt(check: Callable[[], bool]) -> bool:
 
 
 def _create(
-    cluster: Cluster, index: str, properties: dict[str, Any], document: dict[str, Any]
+    cluster: Cluster,
+    index: str,
+    created: set[str],
+    properties: dict[str, Any],
+    document: dict[str, Any],
 ) -> None:
-    cluster.request(
-        "PUT",
-        f"/{index}",
-        body={
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
-            "mappings": {"properties": properties},
-        },
-    )
+    """Create ``index`` (recorded in ``created`` once the PUT succeeded) with one document."""
+    try:
+        cluster.request(
+            "PUT",
+            f"/{index}",
+            body={
+                "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+                "mappings": {"properties": properties},
+            },
+        )
+    except ClusterError as error:
+        if error.error_type == "resource_already_exists_exception":
+            raise ValueError(
+                f"The probe index {index!r} already exists and was not created by this probe: "
+                "it is left untouched; run the probe again (it picks a new random name) or pass "
+                "another index_prefix."
+            ) from error
+        raise
+    created.add(index)
     cluster.request("PUT", f"/{index}/_doc/1", body=document, params={"refresh": "true"})
 
 
-def _delete_if_created(cluster: Cluster, index: str) -> None:
+def _delete_created(cluster: Cluster, index: str) -> None:
+    """Delete ``index``, which this probe created (see :func:`probe`)."""
     try:
         cluster.request("DELETE", f"/{index}")
     except ClusterError as error:

@@ -193,7 +193,7 @@ def _existing_fit(cluster: Cluster, index: str) -> tuple[Codebook | None, Projec
 def _load_fit(
     cluster: Cluster, meta: Mapping[str, Any]
 ) -> tuple[Codebook | None, Projection | None]:
-    book_index = meta["codebook_index"]
+    book_index = check_index_name(meta["codebook_index"])  # read from the index's _meta
     try:
         document = cluster.request("GET", f"/{book_index}/_doc/{CODEBOOK_ID}")
     except ClusterError as error:

@@ -7,7 +7,6 @@ alias in one atomic ``_aliases`` call; the old index is left for the user to dro
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,29 +14,25 @@ from typing import Any, Literal
 from splade_es.capabilities import probe
 from splade_es.cluster import Cluster, ClusterError
 from splade_es.mapping import META_KEY, MappingType, meta_differences
+from splade_es.names import check_index_name
+
+__all__ = [
+    "IndexInfo",
+    "IndexMismatchError",
+    "check_index_name",
+    "ensure_index",
+    "get_index",
+    "index_stats",
+    "index_uuid",
+    "resolve_mapping_type",
+    "swap_alias",
+]
 
 logger = logging.getLogger(__name__)
-
-_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
 
 class IndexMismatchError(ValueError):
     """The index exists but was built with another model or layout."""
-
-
-def check_index_name(name: str) -> str:
-    """Reject names the engines refuse or that would write to many/system indices."""
-    if (
-        not isinstance(name, str)
-        or not _INDEX_NAME.match(name)
-        or name in (".", "..")
-        or len(name.encode()) > 255
-    ):
-        raise ValueError(
-            f"Index name {name!r} is not allowed: use lowercase letters, digits and . _ + -, "
-            "not starting with . _ - or +, no wildcards, at most 255 bytes."
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -76,6 +71,7 @@ def resolve_mapping_type(
 
 def get_index(cluster: Cluster, name: str) -> IndexInfo | None:
     """The index ``name`` (or behind alias ``name``) with its ``_meta``; ``None`` if absent."""
+    check_index_name(name)
     try:
         mappings = cluster.request("GET", f"/{name}/_mapping")
     except ClusterError as error:
@@ -146,6 +142,7 @@ def swap_alias(cluster: Cluster, alias: str, index: str) -> list[str]:
     The indices it left are not deleted.
     """
     check_index_name(alias)
+    check_index_name(index)
     try:
         current = cluster.request("GET", f"/_alias/{alias}")
     except ClusterError as error:
@@ -171,6 +168,7 @@ def swap_alias(cluster: Cluster, alias: str, index: str) -> list[str]:
 
 def index_stats(cluster: Cluster, index: str) -> tuple[int, int]:
     """(document count, primary store size in bytes) after a refresh."""
+    check_index_name(index)
     cluster.request("POST", f"/{index}/_refresh")
     stats = cluster.request("GET", f"/{index}/_stats/docs,store")
     primaries = stats["_all"]["primaries"]
@@ -179,6 +177,7 @@ def index_stats(cluster: Cluster, index: str) -> tuple[int, int]:
 
 def index_uuid(cluster: Cluster, name: str) -> str:
     """The UUID of index ``name`` (changes when an index is deleted and re-created)."""
+    check_index_name(name)
     settings = cluster.request("GET", f"/{name}/_settings/index.uuid")
     if len(settings) != 1:
         raise ValueError(f"{name!r} resolves to {len(settings)} indices: point it at one.")

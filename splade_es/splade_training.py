@@ -24,6 +24,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from colbert_rerank.loading import SAFETENSORS_ONLY, check_safe_weights
 from colbert_rerank.training_support import (
     LOG_FILE,
     Schedule,
@@ -134,9 +135,9 @@ def load_trainable(model: str, device: str, document_max_length: int) -> Any:
     """The SparseEncoder to train, or ValueError if the checkpoint is not a SPLADE/MLM model."""
     from sentence_transformers import SparseEncoder
 
-    path = resolve_model_path(model)
+    path = check_safe_weights(resolve_model_path(model))
     try:
-        encoder = SparseEncoder(path, device=device)
+        encoder = SparseEncoder(path, device=device, model_kwargs=dict(SAFETENSORS_ONLY))
     except (OSError, ValueError) as error:
         raise ValueError(f"Cannot load SPLADE model {model!r} to train: {error}") from error
     names = [type(m).__name__ for m in encoder]
