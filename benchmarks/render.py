@@ -9,7 +9,13 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = {"scifact": "scifact-eval.md", "splade": "splade.md", "colbert": "colbert.md"}
+SECTIONS = {
+    "scifact": "scifact-eval.md",
+    "splade": "splade.md",
+    "colbert": "colbert.md",
+    "load": "load/elasticsearch-8x60s.md",
+    "load-opensearch": "load/opensearch-8x60s.md",
+}
 
 
 def main() -> None:

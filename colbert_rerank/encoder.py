@@ -11,11 +11,13 @@ token embeddings, L2-normalised, with punctuation left out of documents, and no 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import string
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from colbert_rerank.loading import check_texts, resolve_packaged_model, weights_sha256
+from colbert_rerank.loading import (
+    SAFETENSORS_ONLY,
+    check_safe_weights,
+    check_texts,
+    resolve_packaged_model,
+    weights_sha256,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +127,16 @@ class ColbertEncoder:
     """Encodes queries and documents into L2-normalised token embeddings (normalised here,
     whatever the checkpoint's own pipeline does).
 
+    Safe to share across threads (one encoder behind every client of a search app): forward
+    passes run concurrently, while tokenisation holds a lock. A Hugging Face fast tokenizer
+    keeps its truncation and padding settings on the shared Rust object, and queries and
+    documents use different ones (query length and ``[MASK]`` padding, document length), so
+    unguarded concurrent calls could tokenise with another thread's settings (or raise
+    ``RuntimeError: Already borrowed``). The lock wraps the model's ``preprocess`` (the
+    tokenisation step of ``encode_query``/``encode_document``), so it also covers direct use of
+    ``encoder.model``. torch's intra-op threads are the caller's to set
+    (``torch.set_num_threads``).
+
     Example:
         >>> encoder = ColbertEncoder(ColbertConfig(device="cpu"))  # doctest: +SKIP
         >>> query = encoder.encode_queries(["aspirin and heart attacks"])[0]  # [tokens, 384]
@@ -130,20 +148,26 @@ class ColbertEncoder:
         from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
 
         self.config = config
-        path = resolve_model_path(config.model)
+        path = check_safe_weights(resolve_model_path(config.model))
         device = config.device
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
             if is_sentence_embedding_model(path):
-                transformer = Transformer(path, max_seq_length=sentence_length(path))
+                transformer = Transformer(
+                    path,
+                    max_seq_length=sentence_length(path),
+                    model_kwargs=dict(SAFETENSORS_ONLY),
+                )
                 self.model = MultiVectorEncoder(
                     modules=[transformer, MultiVectorMask(skiplist_words=list(string.punctuation))],
                     device=device,
                 )
                 self.zero_shot = True
             else:
-                self.model = MultiVectorEncoder(path, device=device)
+                self.model = MultiVectorEncoder(
+                    path, device=device, model_kwargs=dict(SAFETENSORS_ONLY)
+                )
                 self.zero_shot = False
         except OSError as error:
             raise ValueError(
@@ -158,6 +182,10 @@ class ColbertEncoder:
         if config.document_length is not None:
             backbone.document_length = config.document_length
         self.tokenizer = self.model.tokenizer
+        self._tokenizer_lock = threading.RLock()  # re-entrant: preprocess may nest
+        self.model.preprocess = _locked(  # type: ignore[method-assign]
+            self.model.preprocess, self._tokenizer_lock
+        )
         probe = self.encode_queries(["dimension probe"])[0]
         self.dim = int(probe.shape[1])
         self._fingerprint: dict[str, str] | None = None
@@ -182,9 +210,10 @@ class ColbertEncoder:
         rows = self._encode(checked, "document")
         limit = self.document_length
         # Tokenise one token past the limit: enough to tell, and no over-length warning.
-        lengths = self.tokenizer(
-            checked, add_special_tokens=True, truncation=True, max_length=limit + 1
-        )["input_ids"]
+        with self._tokenizer_lock:
+            lengths = self.tokenizer(
+                checked, add_special_tokens=True, truncation=True, max_length=limit + 1
+            )["input_ids"]
         truncated = [len(ids) > limit for ids in lengths]
         embeddings, ids, capped = [], [], []
         cap = self.config.max_stored_tokens
@@ -232,3 +261,14 @@ class ColbertEncoder:
             ids = output["input_ids"][mask].cpu().numpy().astype(np.int64)
             rows.append((np.ascontiguousarray(vectors), ids))
         return rows
+
+
+def _locked(function: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    """``function`` called while holding ``lock``."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return function(*args, **kwargs)
+
+    return call

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,7 +23,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from colbert_rerank.loading import check_texts, resolve_packaged_model, weights_sha256
+from colbert_rerank.loading import (
+    SAFETENSORS_ONLY,
+    check_safe_weights,
+    check_texts,
+    resolve_packaged_model,
+    weights_sha256,
+)
 from splade_es.features import FeatureVocabulary, Pruning, SparseVector, prune
 
 logger = logging.getLogger(__name__)
@@ -140,6 +147,15 @@ def mlm_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
 class SpladeEncoder:
     """Encodes queries and documents into SPLADE token weights.
 
+    Safe to share across threads (one encoder serves every client of a search app): forward
+    passes run concurrently, while tokenisation holds a lock, because a Hugging Face fast
+    tokenizer keeps its truncation and padding settings on the shared Rust object, so a call
+    from one thread could otherwise run with another's length (a query not truncated, a
+    document cut at the query length) or raise ``RuntimeError: Already borrowed``. Checkpoints
+    off the fast path (``SparseEncoder.encode_*``) hold the lock for the whole call, since that
+    also sets the model's ``max_seq_length``. torch's intra-op threads are the caller's to set
+    (``torch.set_num_threads``).
+
     Example:
         >>> encoder = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
         >>> batch = encoder.encode_documents(["Aspirin lowers heart attack risk."])
@@ -152,9 +168,11 @@ class SpladeEncoder:
         self.config = config
         self.device = pick_device(config.device)
         self._dtype = _torch_dtype(config.dtype, self.device)
-        path = resolve_model_path(config.model)
+        path = check_safe_weights(resolve_model_path(config.model))
         try:
-            self.model = SparseEncoder(path, device=str(self.device))
+            self.model = SparseEncoder(
+                path, device=str(self.device), model_kwargs=dict(SAFETENSORS_ONLY)
+            )
         except OSError as error:
             raise ValueError(
                 f"Cannot load SPLADE model {config.model!r}: {error}. Pass a Hugging Face id, "
@@ -164,6 +182,7 @@ class SpladeEncoder:
         if self._dtype != torch.float32:
             self.model.to(self._dtype)
         self._tokenizer = self.model.tokenizer
+        self._tokenizer_lock = threading.Lock()
         self._mlm, checkpoint_pooling = self._fast_parts()
         self._head = mlm_head(self._mlm) if self._mlm is not None else None
         self.pooling: Pooling = config.pooling or checkpoint_pooling
@@ -208,7 +227,8 @@ class SpladeEncoder:
 
     def token_ids(self, text: str) -> list[int]:
         """Vocabulary ids of the text's own tokens (no special tokens)."""
-        ids: list[int] = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        with self._tokenizer_lock:
+            ids: list[int] = self._tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids
 
     def fingerprint(self) -> dict[str, str]:
@@ -231,13 +251,14 @@ class SpladeEncoder:
             return EncodedBatch([], [], [])
         if self._head is None:
             return self._encode_with_sentence_transformers(texts, max_length, pruning, kind)
-        tokens = self._tokenizer(
-            list(texts),
-            truncation=True,
-            max_length=max_length,
-            return_overflowing_tokens=True,
-            return_attention_mask=False,
-        )
+        with self._tokenizer_lock:
+            tokens = self._tokenizer(
+                list(texts),
+                truncation=True,
+                max_length=max_length,
+                return_overflowing_tokens=True,
+                return_attention_mask=False,
+            )
         first_rows: dict[int, int] = {}
         truncated = [False] * len(texts)
         for row, sample in enumerate(tokens["overflow_to_sample_mapping"]):
@@ -299,20 +320,21 @@ class SpladeEncoder:
     def _encode_with_sentence_transformers(
         self, texts: Sequence[str], max_length: int, pruning: Pruning, kind: str
     ) -> EncodedBatch:
-        previous = self.model.max_seq_length
-        self.model.max_seq_length = max_length
-        try:
-            method = self.model.encode_query if kind == "query" else self.model.encode_document
-            dense = method(
-                list(texts),
-                batch_size=self.config.batch_size,
-                convert_to_tensor=True,
-                show_progress_bar=False,
-            ).to_dense()
-        finally:
-            self.model.max_seq_length = previous
-        tokenizer = self.model.tokenizer
-        truncated = [len(tokenizer(t)["input_ids"]) > max_length for t in texts]
+        with self._tokenizer_lock:  # max_seq_length is model state: one call at a time
+            previous = self.model.max_seq_length
+            self.model.max_seq_length = max_length
+            try:
+                method = self.model.encode_query if kind == "query" else self.model.encode_document
+                dense = method(
+                    list(texts),
+                    batch_size=self.config.batch_size,
+                    convert_to_tensor=True,
+                    show_progress_bar=False,
+                ).to_dense()
+            finally:
+                self.model.max_seq_length = previous
+            tokenizer = self.model.tokenizer
+            truncated = [len(tokenizer(t)["input_ids"]) > max_length for t in texts]
         vectors, pruned = [], []
         for term_ids, weights in _rows(dense.float()):
             vector, removed = prune(term_ids, weights, pruning)

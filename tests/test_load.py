@@ -1,0 +1,181 @@
+"""Concurrent clients sharing one Searcher, Reranker and encoders (the load benchmark, scaled down).
+
+benchmarks/load.py is the long version (8 clients x 60 s, with the timing targets); here the
+same loop runs 4 clients x 10 s against the session's nodes and checks what concurrency must
+never change: no errors, every client served, and the answers of the single-threaded run.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+from corpus_fixture import DOCS, QUERIES
+
+from splade_es.bulk import BulkConfig, index_documents
+from splade_es.colbert_index import ColbertStorage, open_reranker, peek, prepare_embeddings
+from splade_es.corpus import from_records
+from splade_es.load_generator import (
+    LoadConfig,
+    LoadRun,
+    Response,
+    Sample,
+    markdown,
+    percentiles,
+    run_load,
+    search_rerank_request,
+    summarize,
+)
+from splade_es.representation import SpladeFields, prepare_index
+from splade_es.search import SearchConfig, Searcher
+
+pytestmark = pytest.mark.load
+
+CLIENTS = 4
+SECONDS = 10.0
+
+
+def sample(client, latency, error=None, phases=None):
+    response = None if error else Response(("a",), (1.0,), phases or {"search": latency})
+    return Sample(client, "q", 0.0, latency, response, error)
+
+
+def test_percentiles_interpolate_between_ranks_and_empty_is_nan():
+    p = percentiles([float(v) for v in range(1, 101)])
+    assert (p.count, p.p50, p.max, p.mean) == (100, 50.5, 100.0, 50.5)
+    assert p.p95 == pytest.approx(95.05) and p.p99 == pytest.approx(99.01)
+    empty = percentiles([])
+    assert empty.count == 0 and empty.p50 != empty.p50  # NaN
+
+
+def test_summary_counts_errors_by_type_and_requests_per_client():
+    samples = [
+        sample(0, 10.0),
+        sample(0, 20.0),
+        sample(1, 30.0),
+        sample(1, 99.0, "RuntimeError: Already borrowed"),
+        sample(2, 5.0, "ClusterUnavailableError: no answer"),
+        sample(2, 6.0, "RuntimeError: second"),
+    ]
+    summary = summarize(LoadRun(LoadConfig(clients=3, seconds=1.0), samples, 2.0))
+    assert summary.requests == 6 and summary.errors == 3
+    assert summary.errors_by_type == {"RuntimeError": 2, "ClusterUnavailableError": 1}
+    assert summary.error_examples["RuntimeError"] == "RuntimeError: Already borrowed"
+    assert summary.throughput == 1.5 and summary.per_client == [2, 1, 0]
+    assert summary.latency.count == 3 and summary.latency.p50 == 20.0
+    assert summary.phases["search"].max == 30.0
+    assert summary.tail_ratio == pytest.approx(summary.latency.p95 / 20.0)
+    table = markdown(summary)
+    assert "| search + rerank | 3 |" in table and "| RuntimeError | 2 |" in table
+
+
+def test_load_config_and_run_load_reject_bad_input():
+    with pytest.raises(ValueError, match="clients=0: expected a positive integer"):
+        LoadConfig(clients=0)
+    with pytest.raises(ValueError, match="seconds=0: expected a positive duration"):
+        LoadConfig(seconds=0)
+    with pytest.raises(ValueError, match="queries is empty"):
+        run_load(lambda q: Response((), (), {}), [], LoadConfig(clients=1, seconds=0.1))
+
+
+def test_run_load_records_exceptions_and_cycles_queries_per_client():
+    def request(query):
+        if query == "bad":
+            raise KeyError("boom")
+        return Response((query,), (1.0,), {"work": 0.0})
+
+    run = run_load(request, ["good", "bad", "other"], LoadConfig(clients=2, seconds=0.3))
+    summary = summarize(run)
+    assert summary.errors_by_type == {"KeyError": summary.errors} and summary.errors > 0
+    first = {s.client: s.query for s in reversed(run.samples)}
+    assert first == {0: "good", 1: "bad"}
+    assert all(count > 0 for count in summary.per_client)
+
+
+@pytest.mark.parametrize("model", ["splade", "colbert"])
+def test_shared_encoders_keep_single_threaded_answers_when_queries_and_documents_mix(
+    model, splade_encoder, colbert_encoder
+):
+    """The trap: one fast tokenizer shared by threads whose truncation settings differ (query
+    length, document length, none) tokenised texts with another thread's length: a long query
+    was not truncated, a document was cut at the query length."""
+    document = " ".join(["the subway carries millions of commuters every day"] * 40)
+    query = " ".join(["aspirin heart attack risk"] * 30)  # longer than the query limit
+    if model == "splade":
+        jobs = {
+            "query": lambda: splade_encoder.encode_queries([query]).vectors[0].ids.tolist(),
+            "tokens": lambda: [len(splade_encoder.token_ids(document)) for _ in range(20)],
+        }
+    else:
+        jobs = {
+            "query": lambda: colbert_encoder.encode_queries([query])[0].shape,
+            "document": lambda: colbert_encoder.encode_documents([document]).embeddings[0].shape,
+        }
+    expected = {name: job() for name, job in jobs.items()}
+    names = list(jobs)
+    wrong: list[str] = []
+    errors: list[BaseException] = []
+
+    def client(offset: int) -> None:
+        for step in range(8):
+            name = names[(offset + step) % len(names)]
+            try:
+                if jobs[name]() != expected[name]:
+                    wrong.append(name)
+            except Exception as error:
+                errors.append(error)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: the race needs a switch mid-call
+    try:
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert wrong == []
+
+
+def build_index(cluster, splade, colbert, name):
+    storage = ColbertStorage(codec="residual", bits=2, centroids=32)
+    sample_docs, documents = peek(from_records(DOCS), storage.sample_documents)
+    fields, properties, meta = prepare_embeddings(cluster, name, colbert, storage, sample_docs)
+    prepare_index(cluster, splade, name, extra_properties=properties, extra_meta=meta)
+    report = index_documents(
+        cluster, documents, [SpladeFields(splade), fields], BulkConfig(index=name, progress=False)
+    )
+    assert report.indexed == len(DOCS)
+
+
+def test_concurrent_search_and_rerank_match_the_single_threaded_answers(
+    cluster, splade_encoder, colbert_encoder, index_names
+):
+    index = index_names(cluster)
+    build_index(cluster, splade_encoder, colbert_encoder, index)
+    searcher = Searcher(cluster, splade_encoder, SearchConfig(index=index, include_embeddings=True))
+    reranker = open_reranker(cluster, index, colbert_encoder)
+    request = search_rerank_request(searcher, reranker, k=5, depth=len(DOCS))
+    queries = [text for text, _ in QUERIES.values()]
+    reference = {query: request(query) for query in queries}
+    assert all(r.ids for r in reference.values()), reference
+
+    run = run_load(request, queries, LoadConfig(clients=CLIENTS, seconds=SECONDS))
+    summary = summarize(run)
+    print(f"\n{cluster.engine} {cluster.version}\n{markdown(summary)}")  # timings: see benchmarks
+
+    assert summary.errors == 0, summary.error_examples
+    assert all(count > 0 for count in summary.per_client), summary.per_client
+    for item in run.samples:
+        assert item.response is not None
+        want = reference[item.query]
+        assert item.response.ids == want.ids, item.query
+        assert item.response.scores == pytest.approx(want.scores, rel=1e-4, abs=1e-5)
+
+
+def test_search_rerank_request_rejects_bad_depths():
+    with pytest.raises(ValueError, match="k=0, depth=10: expected positive integers"):
+        search_rerank_request(None, None, k=0, depth=10)  # type: ignore[arg-type]
