@@ -12,6 +12,8 @@ import base64
 import binascii
 import dataclasses
 import logging
+import math
+import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +35,16 @@ HitLike = Mapping[str, Any] | tuple[str, float]
 
 
 class RerankError(ValueError):
-    """A hit cannot be reranked (no or bad stored embeddings) and the policy is ``error``."""
+    """A hit cannot be reranked (no or bad stored embeddings) and the policy is ``error``.
+
+    Attributes:
+        unusable: ``{hit id: reason}`` for every hit that could not be reranked (empty when
+            the error is about one text, as in :meth:`Reranker.explain`).
+    """
+
+    def __init__(self, message: str, unusable: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.unusable = dict(unusable or {})
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,9 @@ class Reranker:
         config: field, top_k, fusion, missing-embedding policy.
         fetch: called with the ids of hits whose ``_source`` lacks the field.
 
-    Safe to share across threads: it keeps no per-call state.
+    Safe to share across threads: it keeps no per-call state, the fetch function is called
+    from the caller's thread (``mget_fetcher``'s clients are thread-safe), and the encoder
+    serialises only tokenisation (see :class:`~colbert_rerank.encoder.ColbertEncoder`).
 
     Example:
         >>> reranker = Reranker(encoder, Codec("float16", encoder.dim))  # doctest: +SKIP
@@ -145,11 +158,21 @@ class Reranker:
             embeddings: embeddings by id for hits that do not carry them: blobs (bytes or
                 base64 text) or ``[tokens, dim]`` arrays.
 
+        A hit whose embeddings are missing or unreadable (truncated, another codec or
+        dimension, not base64, NaN/infinity, a centroid id beyond the codebook) is named in
+        ``stats.unusable`` with its own reason, and under ``on_missing='error'`` in the
+        :class:`RerankError`.
+
         Raises:
             RerankError: a hit has no usable embeddings and ``on_missing`` is ``error``.
-            ValueError: empty query, malformed hits, duplicate ids.
+            ValueError: empty query (or a lone surrogate in it), malformed hits, a
+                non-finite score, duplicate ids.
+            TypeError: a query that is not a string, an ``_id`` that is not a string, a score
+                that is not a number.
         """
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(query, str):
+            raise TypeError(f"Query {query!r:.60} is {type(query).__name__}: pass the text.")
+        if not query.strip():
             raise ValueError(f"Query {query!r} is empty: pass the text that found the hits.")
         records = [_normalise(hit, position) for position, hit in enumerate(hits)]
         ids = [record["_id"] for record in records]
@@ -194,24 +217,15 @@ class Reranker:
                 blobs[doc_id], counts[doc_id] = self._checked(raw[doc_id])
             except CodecError as error:
                 unusable[doc_id] = f"stored embeddings unreadable: {error}"
+        usable = [record for record in head if record["_id"] in blobs]
+        buffer, usable = self._decoded(usable, blobs, counts, unusable)
         if unusable and self.config.on_missing == "error":
             sample = "; ".join(f"{k}: {v}" for k, v in list(unusable.items())[:3])
             raise RerankError(
-                f"{len(unusable)} hit(s) cannot be reranked ({sample}). Index the embeddings, pass "
-                "a fetch function, or use on_missing='first_stage'."
+                f"{len(unusable)} hit(s) cannot be reranked: {list(unusable)[:20]} ({sample}). "
+                "Index the embeddings, pass a fetch function, or use on_missing='first_stage'.",
+                unusable,
             )
-        usable = [record for record in head if record["_id"] in blobs]
-        buffer = np.empty((sum(counts.values()), self.codec.dim), dtype=np.float32)
-        offset = 0
-        for record in usable:
-            doc_id = record["_id"]
-            part = buffer[offset : offset + counts[doc_id]]
-            value = blobs[doc_id]
-            if isinstance(value, np.ndarray):
-                part[:] = value
-            else:
-                self.codec.decode_into(value, part)
-            offset += counts[doc_id]
         decode_ms = (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()
@@ -285,6 +299,46 @@ class Reranker:
         labels = self.encoder.tokens(np.asarray(ids, dtype=np.int64))
         return labels if len(labels) == count else [f"q{i}" for i in range(count)]
 
+    def _decoded(
+        self,
+        usable: list[dict[str, Any]],
+        blobs: Mapping[str, bytes | np.ndarray],
+        counts: Mapping[str, int],
+        unusable: dict[str, str],
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Decode the usable hits into one ``[tokens, dim]`` buffer.
+
+        A hit whose stored value passes the header check but does not decode (a residual
+        centroid id beyond the codebook) or decodes to NaN/infinity is moved to ``unusable``
+        with its reason; the buffer and the list returned hold the remaining hits only.
+        """
+        buffer = np.empty((sum(counts[r["_id"]] for r in usable), self.codec.dim), np.float32)
+        spans: list[tuple[str, int, int]] = []
+        offset = 0
+        for record in usable:
+            doc_id = record["_id"]
+            part = buffer[offset : offset + counts[doc_id]]
+            value = blobs[doc_id]
+            try:
+                if isinstance(value, np.ndarray):
+                    part[:] = value
+                else:
+                    self.codec.decode_into(value, part)
+            except ValueError as error:
+                unusable[doc_id] = f"stored embeddings unreadable: {error}"
+            spans.append((doc_id, offset, offset + counts[doc_id]))
+            offset += counts[doc_id]
+        if not np.isfinite(buffer).all():  # one vectorised pass; per-hit only when it fails
+            for doc_id, start, end in spans:
+                if doc_id not in unusable and not np.isfinite(buffer[start:end]).all():
+                    unusable[doc_id] = "stored embeddings decode to NaN or infinity: corrupted"
+        if not any(doc_id in unusable for doc_id, _, _ in spans):
+            return buffer, usable
+        rows = np.zeros(buffer.shape[0], dtype=bool)
+        for doc_id, start, end in spans:
+            rows[start:end] = doc_id not in unusable
+        return buffer[rows], [r for r in usable if r["_id"] not in unusable]
+
     def _checked(self, value: bytes | str | np.ndarray) -> tuple[bytes | np.ndarray, int]:
         """The stored value as bytes (or an array) and its token count, validated."""
         if isinstance(value, np.ndarray):
@@ -292,6 +346,8 @@ class Reranker:
                 raise CodecError(
                     f"array of shape {value.shape}, expected [tokens >= 1, {self.codec.dim}]"
                 )
+            if value.dtype.kind not in "fiu":
+                raise CodecError(f"array of dtype {value.dtype}, expected float32 embeddings")
             return value, int(value.shape[0])
         if isinstance(value, str):
             try:
@@ -315,13 +371,39 @@ def _normalise(hit: HitLike, position: int) -> dict[str, Any]:
         if len(hit) != 2:
             raise ValueError(f"Hit {position} is a tuple of {len(hit)}: expected (id, score).")
         doc_id, score = hit
-        return {"_id": str(doc_id), "_score": float(score), "_source": {}}
+        if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
+            raise TypeError(
+                f"Hit {position} has id {doc_id!r:.60} ({type(doc_id).__name__}): pass "
+                "(id, score) pairs with a str (or int) id."
+            )
+        if score is None:
+            raise TypeError(f"Hit {position} ({doc_id!r:.60}) has score None: pass a number.")
+        return {"_id": str(doc_id), "_score": _checked_score(score, position), "_source": {}}
     if not isinstance(hit, Mapping) or "_id" not in hit:
         raise ValueError(
             f"Hit {position} is {type(hit).__name__} without '_id': pass the hits as the client "
             "returns them (response['hits']['hits']) or (id, score) pairs."
         )
+    if not isinstance(hit["_id"], str):
+        raise TypeError(
+            f"Hit {position} has _id {hit['_id']!r:.60} ({type(hit['_id']).__name__}): the "
+            "engines' ids are strings; pass the hits as the client returns them."
+        )
+    if hit.get("_score") is not None:
+        _checked_score(hit["_score"], position)
     record = dict(hit)
     source = record.get("_source")
     record["_source"] = source if isinstance(source, Mapping) else {}
     return record
+
+
+def _checked_score(score: Any, position: int) -> float:
+    """A first-stage score as a finite float (``None`` is allowed in hit dicts: sorted hits)."""
+    if isinstance(score, bool) or not isinstance(score, numbers.Real):
+        raise TypeError(
+            f"Hit {position} has score {score!r:.60} ({type(score).__name__}): expected a number."
+        )
+    value = float(score)
+    if not math.isfinite(value):
+        raise ValueError(f"Hit {position} has score {value}: expected a finite number.")
+    return value

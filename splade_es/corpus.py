@@ -95,6 +95,25 @@ class Limits:
     max_text_bytes: int = 1_000_000
 
 
+def id_problem(doc_id: str) -> str | None:
+    """Why ``doc_id`` cannot be an ``_id`` (empty, over 512 UTF-8 bytes, a lone surrogate),
+    or ``None``. Every document passes this before anything is sent, so the engines never
+    answer with a 400 for an id."""
+    if not isinstance(doc_id, str):
+        return f"id {doc_id!r} is {type(doc_id).__name__}, not str: convert it with str()"
+    if not doc_id.strip():
+        return f"id {doc_id!r} is empty or whitespace"
+    id_bytes = len(doc_id.encode("utf-8", "surrogatepass"))
+    if id_bytes > MAX_ID_BYTES:
+        return (
+            f"id is {id_bytes} bytes, longer than {MAX_ID_BYTES} bytes (the engines' _id limit): "
+            "shorten it (e.g. a hash of the long id, with the original kept in another field)"
+        )
+    if _has_surrogates(doc_id):
+        return "id is not valid UTF-8 (lone surrogate)"
+    return None
+
+
 def make_document(
     raw: Any, position: int, names: FieldNames, limits: Limits
 ) -> Document | Rejected:
@@ -113,16 +132,15 @@ def make_document(
             f"id field {names.id!r} is {_describe(raw_id)}; every document needs a string "
             f"(or integer) id: set --id-field to the field that holds it",
         )
+    if isinstance(raw_id, int) and raw_id.bit_length() > 4 * MAX_ID_BYTES:  # str() would refuse
+        return Rejected(
+            f"<position {position}>", position, f"integer id has over {MAX_ID_BYTES} digits"
+        )
     doc_id = str(raw_id)
     where = doc_id if doc_id.strip() else f"<position {position}>"
-    if not doc_id.strip():
-        return Rejected(where, position, f"id {doc_id!r} is empty or whitespace")
-    if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-        return Rejected(
-            doc_id[:60] + "...", position, f"id is longer than {MAX_ID_BYTES} bytes (engine limit)"
-        )
-    if _has_surrogates(doc_id):
-        return Rejected(where, position, "id is not valid UTF-8 (lone surrogate)")
+    problem = id_problem(doc_id)
+    if problem is not None:
+        return Rejected(where if len(where) <= 60 else where[:60] + "...", position, problem)
     text = raw.get(names.text)
     if not isinstance(text, str):
         return Rejected(
@@ -149,6 +167,12 @@ def make_document(
             "document or raise --max-text-bytes",
         )
     kept = {name: raw[name] for name in names.keep if name in raw}
+    for name, value in kept.items():
+        problem = _json_problem(value)
+        if problem is not None:
+            return Rejected(
+                where, position, f"field {name!r} {problem}: only JSON values can be stored"
+            )
     return Document(id=doc_id, text=text, title=title, fields=kept)
 
 
@@ -180,6 +204,11 @@ def read_jsonl(
             except json.JSONDecodeError as error:
                 yield Rejected(
                     f"<line {number}>", position, f"line {number} is not JSON ({error.msg})"
+                )
+                continue
+            except RecursionError:
+                yield Rejected(
+                    f"<line {number}>", position, f"line {number} nests JSON too deeply to parse"
                 )
                 continue
             yield make_document(raw, position, names, limits)
@@ -266,7 +295,47 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
+MAX_JSON_DEPTH = 100
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why ``value`` would not reach the engine unchanged as JSON, or ``None``.
+
+    Refused: NaN and infinity (not JSON), keys that are not strings (``json`` would turn
+    ``1`` into ``"1"``), lone surrogates, other types (sets, bytes, objects), nesting deeper
+    than ``MAX_JSON_DEPTH``. Tuples are stored as arrays.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        where = f" at {path}" if path else ""
+        if depth > MAX_JSON_DEPTH:
+            return f"nests deeper than {MAX_JSON_DEPTH} levels{where}"
+        if item is None or isinstance(item, bool | int):
+            continue
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return f"holds {item}{where}, which JSON cannot represent"
+        elif isinstance(item, str):
+            if _has_surrogates(item):
+                return f"holds a lone surrogate{where}"
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str) or _has_surrogates(key):
+                    return f"has key {_describe(key)}{where}: object keys must be valid strings"
+                stack.append((child, f"{path}.{key}"[:80], depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{path}[{i}]"[:80], depth + 1) for i, child in enumerate(item))
+        else:
+            return f"holds {_describe(item)}{where}"
+    return None
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "missing"
-    return f"{type(value).__name__} {value!r:.40}"
+    try:
+        shown = f"{value!r:.40}"
+    except (ValueError, RecursionError):  # an int over 4300 digits, a very deep list
+        shown = "(too large to show)"
+    return f"{type(value).__name__} {shown}"

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from splade_es.corpus import Document, Rejected
+from splade_es.corpus import Document, Rejected, id_problem
+from splade_es.ledger import IdLedger
 
 logger = logging.getLogger(__name__)
 
@@ -62,20 +63,16 @@ class Failure:
     reason: str
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, ensure_ascii=False)
-
-
-def read_checkpoint(path: Path | None) -> set[tuple[str, str]]:
-    """(id, digest) pairs acknowledged by earlier runs."""
-    if path is None or not path.exists():
-        return set()
-    done = set()
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            doc_id, _, digest = line.rstrip("\n").rpartition("\t")
-            if doc_id:
-                done.add((json.loads(doc_id), digest))
-    return done
+        """One JSON line; a lone surrogate (in a rejected id) is written as a ``\\u`` escape,
+        so the line is valid UTF-8 and reads back as the same string."""
+        line = json.dumps(self.__dict__, ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            line = json.dumps(self.__dict__)
+        # Characters some readers take for line ends (str.splitlines does): escaped, so that
+        # one failure is one line for every reader.
+        return line.translate(_LINE_BREAKS)
 
 
 @dataclass(frozen=True)
@@ -95,13 +92,14 @@ class Producer:
         index: str,
         encode_batch: int,
         queue_batches: int,
-        done: set[tuple[str, str]],
+        checkpoint: Path | None = None,
     ) -> None:
         self.documents = documents
         self.encoders = encoders
         self.index = index
         self.encode_batch = encode_batch
-        self.done = done
+        self.ledger = IdLedger()  # on disk: memory stays flat whatever the corpus size
+        self.ledger.load_checkpoint(checkpoint)
         self.queue: queue.Queue[list[Encoded | Failure] | BaseException | None] = queue.Queue(
             maxsize=queue_batches
         )
@@ -111,7 +109,6 @@ class Producer:
         self.skipped = 0
         self.encoded = 0
         self.consumed = 0
-        self._seen: dict[str, int] = {}
 
     def start(self) -> None:
         self.thread.start()
@@ -123,6 +120,7 @@ class Producer:
                 self.queue.get_nowait()
             except queue.Empty:
                 self.thread.join(timeout=0.1)
+        self.ledger.close()
 
     def results(self) -> Iterator[Encoded | Failure]:
         while True:
@@ -153,8 +151,9 @@ class Producer:
                     return
                 if isinstance(item, Rejected):
                     ready.append(Failure(item.id, "input", None, "invalid_document", item.reason))
-                elif item.id in self._seen:
-                    first = self._seen[item.id]
+                elif (problem := id_problem(item.id)) is not None:  # a Document built by hand
+                    ready.append(Failure(str(item.id), "input", None, "invalid_document", problem))
+                elif (first := self.ledger.first_seen(item.id, position)) is not None:
                     ready.append(
                         Failure(
                             item.id,
@@ -166,8 +165,7 @@ class Producer:
                         )
                     )
                 else:
-                    self._seen[item.id] = position
-                    if (item.id, item.digest) in self.done:
+                    if self.ledger.is_done(item.id, item.digest):
                         self.skipped += 1
                         ready.append(SKIPPED)
                     else:
@@ -233,6 +231,7 @@ class Producer:
 
 
 SKIPPED = Failure("", "skipped", None, "", "")
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def _estimated_bytes(value: Any) -> int:

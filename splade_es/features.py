@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -198,5 +199,34 @@ class FeatureVocabulary:
         order = np.argsort(-array_weights, kind="stable")
         return SparseVector(array_ids[order], array_weights[order])
 
+    def split_features(self, features: Mapping[str, Any]) -> tuple[SparseVector, dict[str, Any]]:
+        """The stored vector, and the stored entries this vocabulary cannot read, kept raw.
+
+        An entry is foreign when its key is not one :meth:`to_features` writes (another
+        model, another tool, a non-canonical escape such as ``%2e``) or its value is not a
+        positive finite number. Foreign entries never match this model's query keys, so they
+        add nothing to a score; they are returned so that callers show them, not drop them.
+        """
+        known: dict[str, float] = {}
+        foreign: dict[str, Any] = {}
+        for key, value in features.items():
+            weight = _positive_number(value)
+            if key in self.ids and weight is not None:
+                known[key] = weight
+            else:
+                foreign[key] = value
+        return self.from_features(known), foreign
+
     def tokens(self, vector: SparseVector) -> list[str]:
         return [decode_key(self.keys[i]) for i in vector.ids]
+
+
+def _positive_number(value: Any) -> float | None:
+    """``value`` as a positive finite float (numbers and numeric strings), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if 0 < number < float("inf") else None

@@ -43,7 +43,19 @@ def splade_query(
 
 
 def bm25_query(text: str, fields: Sequence[str]) -> dict[str, Any]:
-    """BM25 over the text fields (best field wins, others add 0.5 of theirs; as BEIR's)."""
+    """BM25 over the text fields (best field wins, others add 0.5 of theirs; as BEIR's).
+
+    Raises:
+        ValueError: the text is not a string, is empty, or holds a lone surrogate (it could
+            not be sent as JSON).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"The query is {type(text).__name__} {text!r:.60}, not text.")
+    if not text.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise ValueError(
+            "The query text has a lone surrogate: it is not valid Unicode. Decode the input "
+            "with errors='replace' or drop the character."
+        )
     if not text.strip():
         raise ValueError("The query text is empty: pass some words to search for.")
     return {"multi_match": {"query": text, "fields": list(fields), "tie_breaker": 0.5}}

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from colbert_rerank.fusion import Fusion, fuse
-from splade_es.cluster import Cluster
+from splade_es.cluster import Cluster, ClusterError
 from splade_es.encoder import SpladeEncoder
 from splade_es.features import SparseVector, decode_key, lucene_stored
 from splade_es.index_admin import get_index
@@ -73,6 +73,10 @@ class Explanation:
         impacts: shared terms, largest contribution first.
         query_expansion: query terms that are not tokens of the query text itself.
         query_terms: the number of query terms.
+        foreign_terms: stored entries of the document's SPLADE field that this model did not
+            write (``{raw key: raw value}``: another model or tool, a non-canonical escape,
+            a value that is not a positive number). They match no query key of this model,
+            so they add nothing to ``score``; they are listed, never dropped silently.
     """
 
     id: str
@@ -80,6 +84,7 @@ class Explanation:
     impacts: list[TermImpact]
     query_expansion: list[str]
     query_terms: int
+    foreign_terms: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,11 @@ class SearchConfig:
 
 class Searcher:
     """SPLADE (and BM25, hybrid) search over an index built by splade-es.
+
+    Safe to share across threads: it keeps no per-call state, the official clients pool their
+    connections (10 per node by default, so more concurrent callers wait for one), and the
+    encoder serialises only tokenisation (see :class:`~splade_es.encoder.SpladeEncoder`).
+    ``benchmarks/load.py`` runs 8 threads on one Searcher and one Reranker.
 
     Example:
         >>> searcher = Searcher(cluster, encoder, SearchConfig(index="scifact"))  # doctest: +SKIP
@@ -156,8 +166,10 @@ class Searcher:
 
     def encode_query(self, query: str) -> SparseVector:
         """The query's term weights (raises if it has none)."""
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"Query {query!r} is empty: pass some words to search for.")
+        if not isinstance(query, str):
+            raise ValueError(f"Query {query!r:.60} is {type(query).__name__}, not text.")
+        if not query.strip():
+            raise ValueError(f"Query {query!r:.60} is empty: pass some words to search for.")
         vector = self.encoder.encode_queries([query]).vectors[0]
         if len(vector) == 0:
             raise ValueError(
@@ -181,7 +193,12 @@ class Searcher:
         return self._run(query, k)
 
     def bm25(self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()) -> list[Hit]:
-        """Top ``k`` documents by BM25 over the text fields."""
+        """Top ``k`` documents by BM25 over the text fields.
+
+        Raises:
+            ValueError: the query is not text, is empty, holds a lone surrogate, or has more
+                terms than the engine's ``maxClauseCount`` (a very long text).
+        """
         return self._run(with_filters(bm25_query(query, self.text_fields), filters), k)
 
     def hybrid(
@@ -212,7 +229,15 @@ class Searcher:
     def explain(self, query: str, doc_id: str) -> Explanation:
         """Shared terms of ``query`` and document ``doc_id`` with their contributions."""
         vector = self.encode_query(query)
-        stored = self.stored_vector(doc_id)
+        stored, foreign = self.stored_terms(doc_id)
+        if foreign:
+            logger.warning(
+                "Document %r holds %d SPLADE entries this model did not write (e.g. %r); "
+                "they are listed in Explanation.foreign_terms and score nothing.",
+                doc_id,
+                len(foreign),
+                next(iter(foreign)),
+            )
         common, q_at, d_at = np.intersect1d(vector.ids, stored.ids, return_indices=True)
         vocabulary = self.encoder.vocabulary
         impacts = [
@@ -232,6 +257,7 @@ class Searcher:
             impacts=impacts,
             query_expansion=expansion,
             query_terms=len(vector),
+            foreign_terms=foreign,
         )
 
     def document(self, doc_id: str, fields: Sequence[str]) -> dict[str, Any]:
@@ -245,7 +271,31 @@ class Searcher:
         return source
 
     def stored_vector(self, doc_id: str) -> SparseVector:
-        """The document's SPLADE weights as the engine stores them (9-bit precision)."""
+        """The document's SPLADE weights as the engine stores them (9-bit precision).
+
+        Raises:
+            ValueError: the document is not in the index, has no SPLADE field, or holds
+                entries this model did not write (named in the message;
+                :meth:`stored_terms` returns them instead).
+        """
+        vector, foreign = self.stored_terms(doc_id)
+        if foreign:
+            shown = ", ".join(f"{key!r}: {value!r:.20}" for key, value in list(foreign.items())[:5])
+            raise ValueError(
+                f"Document {doc_id!r} holds {len(foreign)} {self.field!r} entries that this "
+                f"model did not write ({shown}): written by another model or tool. Use "
+                "stored_terms() to read them raw, or re-index the document."
+            )
+        return vector
+
+    def stored_terms(self, doc_id: str) -> tuple[SparseVector, dict[str, Any]]:
+        """The document's SPLADE weights as stored, and the entries this model cannot read.
+
+        Returns:
+            The vector of this model's keys (9-bit precision) and ``{raw key: raw value}``
+            of the others (see :meth:`FeatureVocabulary.split_features`), empty for a
+            document indexed by splade-es.
+        """
         source: dict[str, Any] = {"includes": [self.field]}
         if self.cluster.engine == "elasticsearch" and self.cluster.major >= 9:
             source["exclude_vectors"] = False  # ES 9 leaves sparse_vector out of _source
@@ -260,8 +310,8 @@ class Searcher:
             raise ValueError(
                 f"Document {doc_id!r} has no {self.field!r} features in {self.config.index!r}."
             )
-        vector = self.encoder.vocabulary.from_features(features)
-        return SparseVector(vector.ids, lucene_stored(vector.weights))
+        vector, foreign = self.encoder.vocabulary.split_features(features)
+        return SparseVector(vector.ids, lucene_stored(vector.weights)), foreign
 
     def average_stored_terms(self, page: int = 500) -> float:
         """Mean number of SPLADE terms per document as stored in the index (every document,
@@ -301,7 +351,15 @@ class Searcher:
             else {"excludes": excludes}
         )
         body = search_body(query, k, source)
-        result = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)
+        try:
+            result = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)
+        except ClusterError as error:
+            if error.status == 400 and "maxClauseCount" in str(error):
+                raise ValueError(
+                    "The query has more terms than the engine's maxClauseCount allows "
+                    f"({error}): shorten the query text."
+                ) from error
+            raise
         return [
             Hit(h["_id"], float(h["_score"]), rank, h.get("_source", {}), h["_index"])
             for rank, h in enumerate(result["hits"]["hits"], start=1)

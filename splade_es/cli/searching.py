@@ -177,6 +177,7 @@ def explain(query: str, doc_id: str, top: int, colbert: bool, as_json: bool, **p
                         for i in result.impacts
                     ],
                     "query_expansion": result.query_expansion,
+                    "foreign_terms": result.foreign_terms,
                     "colbert": [
                         {
                             "query_token": m.query_token,
@@ -199,6 +200,13 @@ def explain(query: str, doc_id: str, top: int, colbert: bool, as_json: bool, **p
                 f"{impact.contribution:8.3f}"
             )
         click.echo(f"query expansion terms: {', '.join(result.query_expansion[:top]) or '(none)'}")
+        if result.foreign_terms:
+            foreign = list(result.foreign_terms.items())[:top]
+            shown = ", ".join(f"{k!r}={v!r:.20}" for k, v in foreign)
+            click.echo(
+                f"warning: {len(result.foreign_terms)} stored term(s) were not written by this "
+                f"model (shown raw, they score nothing): {shown}"
+            )
         if matches:
             total = sum(m.contribution for m in matches)
             click.echo(f"\nColBERT MaxSim {total:.4f}: query token -> best document token")
