@@ -46,7 +46,6 @@ from splade_es.encoding_queue import (
     Failure,
     FieldBatch,
     Producer,
-    read_checkpoint,
 )
 from splade_es.names import check_index_name
 
@@ -60,7 +59,6 @@ __all__ = [
     "FieldBatch",
     "IndexReport",
     "index_documents",
-    "read_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -243,7 +241,7 @@ def index_documents(
         config.index,
         config.encode_batch,
         config.queue_batches,
-        read_checkpoint(config.checkpoint),
+        config.checkpoint,
     )
     producer.start()
     stopped: _Stop | None = None
