@@ -21,7 +21,7 @@ COLUMNS = [
     ("throttled_requests", "429 answers"),
     ("smallest_chunk_docs", "smallest request"),
     ("node_down_seconds", "node down (s)"),
-    ("landed_before_kill", "landed before kill"),
+    ("landed_before_interruption", "landed before the stop or kill"),
     ("re_encoded_although_landed", "re-encoded although landed"),
 ]
 

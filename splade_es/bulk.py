@@ -308,6 +308,8 @@ class _Writer:
         if config.checkpoint is not None:
             config.checkpoint.parent.mkdir(parents=True, exist_ok=True)
             self._checkpoint = config.checkpoint.open("a", encoding="utf-8")
+            if _ends_mid_line(config.checkpoint):  # a run killed while writing its last line
+                self._checkpoint.write("\n")
         if cluster.engine == "opensearch":
             from opensearchpy import helpers
         else:
@@ -480,6 +482,15 @@ class _Writer:
         for handle in (self._dead, self._checkpoint):
             if handle is not None:
                 handle.close()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
 
 
 def _transient_status(error: Exception) -> int | None:

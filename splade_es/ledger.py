@@ -3,7 +3,9 @@
 A run must know every id it has seen (a repeated id is reported, not silently overwritten) and
 every document earlier runs acknowledged (the checkpoint, skipped without encoding). In Python
 sets that costs ~100-200 bytes per document, which grows without bound with the corpus; here
-it is a SQLite file in the temp folder with a small page cache (4 MB), deleted on close.
+it is a SQLite file in the temp folder with a small page cache (4 MB). The file is unlinked as
+soon as it is open (POSIX keeps it alive for this process only), so even a run killed with
+SIGKILL leaves nothing behind; where that is not allowed it is deleted on close.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class IdLedger:
         self.path = Path(path)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        with contextlib.suppress(OSError):  # e.g. Windows: removed in close() instead
+            self.path.unlink()
 
     def load_checkpoint(self, path: Path | None) -> int:
         """Add the documents a checkpoint file lists; return how many lines it had."""
@@ -46,11 +50,15 @@ class IdLedger:
         batch: list[tuple[str, str]] = []
         with path.open(encoding="utf-8") as handle:
             for line in handle:
-                doc_id, _, digest = line.rstrip("\n").rpartition("\t")
-                if not doc_id:
+                raw_id, _, digest = line.rstrip("\n").rpartition("\t")
+                try:
+                    doc_id = json.loads(raw_id)
+                except ValueError:  # a line cut short by a killed run: not acknowledged
+                    continue
+                if not isinstance(doc_id, str):
                     continue
                 lines += 1
-                batch.append((json.loads(doc_id), digest))
+                batch.append((doc_id, digest))
                 if len(batch) >= 10_000:
                     self._add_done(batch)
                     batch = []

@@ -248,7 +248,7 @@ def test_an_index_that_stays_read_only_stops_the_run_resumably(
         "index blocked for writes for good: run stops, re-run after unblocking",
         cluster.engine,
         report,
-        landed_before_stop=landed,
+        landed_before_interruption=landed,
         **figures,
     )
 
@@ -402,7 +402,7 @@ def test_indexer_sigkilled_mid_run_then_resumed(es_cluster, index_names, tmp_pat
         {
             "scenario": "indexer SIGKILLed mid-run, then resumed",
             "engine": "elasticsearch",
-            "landed_before_kill": landed,
+            "landed_before_interruption": landed,
             "checkpointed_before_kill": checkpointed,
             "re_encoded_although_landed": landed - checkpointed,
             **figures,
