@@ -264,3 +264,19 @@ def test_bulk_config_validation():
         BulkConfig(index="x", chunk_docs=10, min_chunk_docs=20)
     with pytest.raises(ValueError, match="expected 0 <= initial <= max"):
         BulkConfig(index="x", initial_backoff_s=5, max_backoff_s=1)
+
+
+def test_a_checkpoint_line_cut_by_a_kill_is_ignored_and_not_glued_to(
+    es_cluster, splade_encoder, index_names, tmp_path
+):
+    index = make_index(es_cluster, splade_encoder, index_names(es_cluster))
+    checkpoint = tmp_path / "ck.tsv"
+    checkpoint.write_text('"d0"\t' + "0" * 16 + '\n"d1"\t12')  # killed while writing d1's line
+    config = BulkConfig(index=index, checkpoint=checkpoint, progress=False)
+    report = index_documents(es_cluster, docs(3), [SpladeFields(splade_encoder)], config)
+    assert report.skipped == 0 and report.indexed == 3  # d0's digest differs: encoded again
+    lines = checkpoint.read_text().splitlines()
+    assert lines[:2] == ['"d0"\t' + "0" * 16, '"d1"\t12']
+    assert sorted(json.loads(line.split("\t")[0]) for line in lines[2:]) == ["d0", "d1", "d2"]
+    again = index_documents(es_cluster, docs(3), [SpladeFields(splade_encoder)], config)
+    assert again.skipped == 3 and again.encoded == 0
