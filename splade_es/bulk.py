@@ -298,6 +298,7 @@ class _Writer:
         self.failures: list[Failure] = []
         self.requests = 0
         self.retried = 0
+        self._sent: set[int] = set()  # id() of the items of the current chunk sent so far
         self.throttled = 0
         self.limit = config.chunk_docs  # back-pressure moves it within [min_chunk_docs, chunk_docs]
         self.smallest = config.chunk_docs
@@ -339,6 +340,7 @@ class _Writer:
         if not self.pending:
             return
         chunk, self.pending, self.pending_bytes = self.pending, [], 0
+        self._sent.clear()
         remaining = chunk
         last_error = ""
         retrying = tenacity.Retrying(
@@ -354,8 +356,6 @@ class _Writer:
         try:
             for attempt in retrying:
                 with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        self.retried += len(remaining)
                     remaining, last_error = self._send_all(remaining)
                     if remaining:
                         raise _Transient(last_error)
@@ -425,6 +425,8 @@ class _Writer:
     def _send(self, items: list[Encoded]) -> tuple[list[Encoded], str, bool]:
         """One bulk call: the items to retry, the last transient reason, and whether a 429 came."""
         self.requests += 1
+        self.retried += sum(1 for item in items if id(item) in self._sent)
+        self._sent.update(id(item) for item in items)
         try:
             results = list(
                 self.helpers.streaming_bulk(
