@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -241,6 +242,7 @@ def main() -> None:
         cluster.close()
         if not args.es_url:
             stop_node(state)
+        shutil.rmtree(state.parent, ignore_errors=True)
     report = describe(result, summary)
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
