@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -146,6 +147,7 @@ def main() -> None:
             from splade_es.engines import stop_node
 
             stop_node(node_state)
+            shutil.rmtree(node_state.parent, ignore_errors=True)
     base = rows[0]["peak_rss_mb"]
     for row in rows:
         row["over_baseline_mb"] = row["peak_rss_mb"] - base
