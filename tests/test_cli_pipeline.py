@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import cli
 from corpus_fixture import DOCS, write_beir, write_jsonl
 
 from splade_es.engines.node import free_ports
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
-
-
-def cli(*args: str, cwd: Path | None = None, timeout: float = 600):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ES_")}
-    return subprocess.run(
-        [sys.executable, "-m", "splade_es", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_index_search_explain(cluster, index_names, tmp_path):

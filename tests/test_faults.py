@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import cli
 from corpus_fixture import write_jsonl
 from faults import Fault, inject, kill_node
 
@@ -345,19 +346,6 @@ def test_node_killed_and_restarted_mid_run(own_node, splade_encoder, tmp_path):
         **figures,
     )
     cluster.close()
-
-
-def cli(*args: str, cwd: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ES_")}
-    return subprocess.run(
-        [sys.executable, "-m", "splade_es", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_indexer_sigkilled_mid_run_then_resumed(es_cluster, index_names, tmp_path):

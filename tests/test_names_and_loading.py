@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import pickle
 import re
 import shutil
-import subprocess
-import sys
 import types
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import cli
 from corpus_fixture import DOCS
 
 from colbert_rerank.codebook import Codebook, fit_codebook
@@ -42,19 +40,6 @@ from splade_es.search import SearchConfig, Searcher
 
 pytestmark = pytest.mark.security
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "splade_es", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=600,
-        check=False,
-    )
 
 
 # -- index names ------------------------------------------------------------------------------

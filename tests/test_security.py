@@ -15,13 +15,13 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runner import cli
 from corpus_fixture import DOCS, QUERIES, write_beir, write_jsonl
 
 from conftest import cache_dir
@@ -237,15 +237,7 @@ def test_an_api_key_is_sent_and_refused_without_echo(node, good, password, engin
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "splade_es", "-vv", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=600,
-        check=False,
-    )
+    return cli("-vv", *args, env=env, cwd=cwd)  # -vv: debug logs of the package and clients
 
 
 def test_credentials_never_appear_in_output_logs_or_files(node, good, password, tmp_path):
