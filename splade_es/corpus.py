@@ -109,7 +109,7 @@ def id_problem(doc_id: str) -> str | None:
             f"id is {id_bytes} bytes, longer than {MAX_ID_BYTES} bytes (the engines' _id limit): "
             "shorten it (e.g. a hash of the long id, with the original kept in another field)"
         )
-    if _has_surrogates(doc_id):
+    if has_lone_surrogate(doc_id):
         return "id is not valid UTF-8 (lone surrogate)"
     return None
 
@@ -156,7 +156,7 @@ def make_document(
         return Rejected(where, position, f"title field {names.title!r} is {_describe(title)}")
     if not text.strip() and not title.strip():
         return Rejected(where, position, "text and title are empty or whitespace")
-    if _has_surrogates(text) or _has_surrogates(title):
+    if has_lone_surrogate(text) or has_lone_surrogate(title):
         return Rejected(where, position, "text is not valid UTF-8 (lone surrogate)")
     size = len(text.encode()) + len(title.encode())
     if size > limits.max_text_bytes:
@@ -287,7 +287,10 @@ def _open_binary(path: Path) -> io.BufferedReader:
     return path.open("rb")
 
 
-def _has_surrogates(text: str) -> bool:
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (invalid Unicode: JSON and tokenizers refuse it)."""
+    if text.isascii():
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -317,11 +320,11 @@ def _json_problem(value: Any) -> str | None:
             if item != item or item in (float("inf"), float("-inf")):
                 return f"holds {item}{where}, which JSON cannot represent"
         elif isinstance(item, str):
-            if _has_surrogates(item):
+            if has_lone_surrogate(item):
                 return f"holds a lone surrogate{where}"
         elif isinstance(item, Mapping):
             for key, child in item.items():
-                if not isinstance(key, str) or _has_surrogates(key):
+                if not isinstance(key, str) or has_lone_surrogate(key):
                     return f"has key {_describe(key)}{where}: object keys must be valid strings"
                 stack.append((child, f"{path}.{key}"[:80], depth + 1))
         elif isinstance(item, list | tuple):

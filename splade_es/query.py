@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from splade_es.corpus import has_lone_surrogate
 from splade_es.mapping import MappingType
 
 
@@ -51,7 +52,7 @@ def bm25_query(text: str, fields: Sequence[str]) -> dict[str, Any]:
     """
     if not isinstance(text, str):
         raise ValueError(f"The query is {type(text).__name__} {text!r:.60}, not text.")
-    if not text.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+    if has_lone_surrogate(text):
         raise ValueError(
             "The query text has a lone surrogate: it is not valid Unicode. Decode the input "
             "with errors='replace' or drop the character."
