@@ -32,13 +32,13 @@ from colbert_rerank.codecs import Codec
 from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
 from colbert_rerank.maxsim import PackedDocuments, maxsim, maxsim_reference
 from colbert_rerank.projection import Projection, fit_projection
-from splade_es.beir import load_qrels, load_queries
-from splade_es.cluster import ClusterConfig, connect
-from splade_es.colbert_index import open_reranker
-from splade_es.corpus import Document, read_beir
-from splade_es.encoder import EncoderConfig, SpladeEncoder
-from splade_es.metrics import retrieval_metrics
-from splade_es.search import SearchConfig, Searcher
+from splade_es.cluster.connection import ClusterConfig, connect
+from splade_es.data.beir import load_qrels, load_queries
+from splade_es.data.corpus import Document, read_beir
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.evaluation.metrics import retrieval_metrics
+from splade_es.indexing.colbert_fields import open_reranker
+from splade_es.search.searcher import SearchConfig, Searcher
 
 
 def project(x: np.ndarray, projection: Projection | None) -> np.ndarray:

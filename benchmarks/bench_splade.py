@@ -28,15 +28,15 @@ from typing import Any
 
 import torch
 
-from splade_es.beir import load_qrels, load_queries
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.cluster import ClusterConfig, connect
-from splade_es.corpus import Document, read_beir
-from splade_es.encoder import EncoderConfig, SpladeEncoder
+from splade_es.cluster.admin import index_stats
+from splade_es.cluster.connection import ClusterConfig, connect
+from splade_es.data.beir import load_qrels, load_queries
+from splade_es.data.corpus import Document, read_beir
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.engines import NodeConfig, start_node, stop_node
-from splade_es.index_admin import index_stats
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 
 def naive_encode(encoder: SpladeEncoder, texts: list[str], max_length: int, batch: int) -> None:

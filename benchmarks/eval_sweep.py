@@ -13,10 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-from splade_es import sweep
-from splade_es.cluster import ClusterConfig, connect
-from splade_es.encoder import EncoderConfig, SpladeEncoder
-from splade_es.evaluation import EvalConfig, evaluate
+from splade_es.cluster.connection import ClusterConfig, connect
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.evaluation.evaluator import EvalConfig, evaluate
+from splade_es.training import sweep
 
 
 def main() -> None:

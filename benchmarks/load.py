@@ -28,17 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
-from splade_es.beir import load_queries
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.cluster import Cluster, ClusterConfig, connect
-from splade_es.colbert_index import ColbertStorage, open_reranker, peek, prepare_embeddings
-from splade_es.corpus import Document, Rejected, from_records, read_beir
-from splade_es.encoder import EncoderConfig, SpladeEncoder
-from splade_es.engines import NodeConfig, start_node, stop_node
-from splade_es.index_admin import get_index, index_stats
-from splade_es.load_generator import (
+from load_generator import (
     LoadConfig,
     LoadSummary,
     Response,
@@ -47,9 +37,24 @@ from splade_es.load_generator import (
     search_rerank_request,
     summarize,
 )
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
-from splade_es.stdlib_corpus import stdlib_corpus
+
+from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
+from splade_es.cluster.admin import get_index, index_stats
+from splade_es.cluster.connection import Cluster, ClusterConfig, connect
+from splade_es.data.beir import load_queries
+from splade_es.data.corpus import Document, Rejected, from_records, read_beir
+from splade_es.data.stdlib_corpus import stdlib_corpus
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.engines import NodeConfig, start_node, stop_node
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.colbert_fields import (
+    ColbertStorage,
+    open_reranker,
+    peek,
+    prepare_embeddings,
+)
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 STDLIB_QUERIES = (
     "parse command line arguments",

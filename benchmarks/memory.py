@@ -76,11 +76,11 @@ def write_corpus(path: Path, size: int) -> None:
 
 def measure_one(url: str, corpus: Path, index: str, chunk_docs: int) -> dict[str, float]:
     """Index ``corpus`` in this process; return its figures (run by the parent per size)."""
-    from splade_es.bulk import BulkConfig, index_documents
-    from splade_es.cluster import ClusterConfig, connect
-    from splade_es.corpus import read_corpus
-    from splade_es.encoder import EncoderConfig, SpladeEncoder
-    from splade_es.representation import SpladeFields, prepare_index
+    from splade_es.cluster.connection import ClusterConfig, connect
+    from splade_es.data.corpus import read_corpus
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.indexing.bulk import BulkConfig, index_documents
+    from splade_es.indexing.splade_fields import SpladeFields, prepare_index
 
     cluster = connect(ClusterConfig(url=url))
     encoder = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
@@ -109,7 +109,7 @@ def main() -> None:
         print(json.dumps(measure_one(url, Path(corpus), index, args.chunk_docs)))
         return
 
-    from splade_es.bulk import BulkConfig
+    from splade_es.indexing.bulk import BulkConfig
 
     defaults = BulkConfig(index="x", chunk_docs=args.chunk_docs)
     window = defaults.encode_batch * (defaults.queue_batches + 2) + defaults.chunk_docs

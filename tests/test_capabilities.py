@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from splade_es.capabilities import markdown_table, probe
+from splade_es.cluster.capabilities import markdown_table, probe
 from splade_es.engines.spec import ELASTICSEARCH_VERSION, OPENSEARCH_VERSION
 
 README = Path(__file__).resolve().parent.parent / "README.md"

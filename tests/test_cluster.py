@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from splade_es.cluster import (
+from splade_es.cluster.connection import (
     ClusterConfig,
     ClusterError,
     ClusterUnavailableError,

@@ -11,18 +11,18 @@ from corpus_fixture import DOCS
 
 from colbert_rerank.maxsim import maxsim_reference
 from colbert_rerank.rerank import RerankConfig, RerankError
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.colbert_index import (
+from splade_es.cluster.admin import IndexMismatchError
+from splade_es.data.corpus import from_records
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.colbert_fields import (
     ColbertStorage,
     codebook_index_name,
     open_reranker,
     peek,
     prepare_embeddings,
 )
-from splade_es.corpus import from_records
-from splade_es.index_admin import IndexMismatchError
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 
 def build(cluster, splade, colbert, name, storage):
@@ -106,7 +106,7 @@ def test_wrong_model_and_missing_embeddings(cluster, splade_encoder, colbert_enc
     index = index_names(cluster)
     build(cluster, splade_encoder, colbert_encoder, index, ColbertStorage(codec="float16"))
     from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
-    from splade_es.encoder import resolve_model_path
+    from splade_es.encoding.encoder import resolve_model_path
 
     other = ColbertEncoder(ColbertConfig(model=resolve_model_path("splade-tiny"), device="cpu"))
     with pytest.raises(ValueError, match="rerank with the model that built the index"):

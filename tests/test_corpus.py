@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from splade_es.corpus import (
+from splade_es.data.corpus import (
     Document,
     FieldNames,
     Limits,

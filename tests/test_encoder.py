@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from splade_es.encoder import EncoderConfig, SpladeEncoder, pick_device, resolve_model_path
-from splade_es.features import Pruning
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder, pick_device, resolve_model_path
+from splade_es.encoding.features import Pruning
 
 TEXTS = [
     "Low-dose aspirin lowers the risk of a second heart attack.",

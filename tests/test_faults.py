@@ -29,12 +29,12 @@ from corpus_fixture import write_jsonl
 from faults import Fault, inject, kill_node
 
 from conftest import cache_dir
-from splade_es.bulk import BulkConfig, BulkStoppedError, IndexReport, index_documents
-from splade_es.cluster import ClusterConfig, ClusterError, connect
-from splade_es.corpus import FieldNames, Limits, from_records
+from splade_es.cluster.admin import index_stats
+from splade_es.cluster.connection import ClusterConfig, ClusterError, connect
+from splade_es.data.corpus import FieldNames, Limits, from_records
 from splade_es.engines import NodeConfig, start_node, stop_node
-from splade_es.index_admin import index_stats
-from splade_es.representation import SpladeFields, prepare_index
+from splade_es.indexing.bulk import BulkConfig, BulkStoppedError, IndexReport, index_documents
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
 
 pytestmark = pytest.mark.faults
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from splade_es.features import (
+from splade_es.encoding.features import (
     FeatureVocabulary,
     Pruning,
     SparseVector,

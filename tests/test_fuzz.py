@@ -30,13 +30,20 @@ from hypothesis import strategies as st
 from colbert_rerank.codecs import Codec
 from colbert_rerank.maxsim import maxsim_reference
 from colbert_rerank.rerank import RerankConfig, Reranker, RerankError
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.cluster import ClusterError
-from splade_es.corpus import Document, FieldNames, Limits, Rejected, from_records, make_document
-from splade_es.encoding_queue import Encoded, Failure, Producer
-from splade_es.features import SparseVector, lucene_stored
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
+from splade_es.cluster.connection import ClusterError
+from splade_es.data.corpus import (
+    Document,
+    FieldNames,
+    Limits,
+    Rejected,
+    from_records,
+    make_document,
+)
+from splade_es.encoding.features import SparseVector, lucene_stored
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.queue import Encoded, Failure, Producer
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 pytestmark = pytest.mark.fuzz
 
@@ -259,7 +266,7 @@ def test_deeply_nested_and_unserialisable_fields_are_rejected(splade_encoder):
 
 
 def test_a_jsonl_line_nested_too_deeply_is_rejected_not_raised(tmp_path):
-    from splade_es.corpus import read_jsonl
+    from splade_es.data.corpus import read_jsonl
 
     path = tmp_path / "deep.jsonl"
     path.write_text('{"_id": "a", "text": "ok"}\n' + "[" * 100_000 + "\n", encoding="utf-8")

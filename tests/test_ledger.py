@@ -6,7 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from splade_es.ledger import IdLedger
+from splade_es.indexing.ledger import IdLedger
 
 
 def test_a_repeated_id_gives_its_first_position():

@@ -12,11 +12,7 @@ import threading
 
 import pytest
 from corpus_fixture import DOCS, QUERIES
-
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.colbert_index import ColbertStorage, open_reranker, peek, prepare_embeddings
-from splade_es.corpus import from_records
-from splade_es.load_generator import (
+from load_generator import (
     LoadConfig,
     LoadRun,
     Response,
@@ -27,8 +23,17 @@ from splade_es.load_generator import (
     search_rerank_request,
     summarize,
 )
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
+
+from splade_es.data.corpus import from_records
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.colbert_fields import (
+    ColbertStorage,
+    open_reranker,
+    peek,
+    prepare_embeddings,
+)
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 pytestmark = pytest.mark.load
 

@@ -12,12 +12,17 @@ from corpus_fixture import DOCS
 
 from colbert_rerank.codecs import Codec
 from colbert_rerank.rerank import RerankConfig, RerankError
-from splade_es.bulk import BulkConfig, index_documents
 from splade_es.cli import cli
-from splade_es.colbert_index import ColbertStorage, open_reranker, peek, prepare_embeddings
-from splade_es.corpus import Document, from_records
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
+from splade_es.data.corpus import Document, from_records
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.colbert_fields import (
+    ColbertStorage,
+    open_reranker,
+    peek,
+    prepare_embeddings,
+)
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 pytestmark = pytest.mark.fuzz
 

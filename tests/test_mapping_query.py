@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from colbert_rerank.fusion import Fusion, fuse, min_max, ranks
-from splade_es.mapping import IndexLayout, index_body, meta_differences, splade_meta, template
-from splade_es.metrics import percentiles_ms, retrieval_metrics, same_top_k
-from splade_es.query import bm25_query, search_body, splade_query, with_filters
+from splade_es.cluster.mapping import (
+    IndexLayout,
+    index_body,
+    meta_differences,
+    splade_meta,
+    template,
+)
+from splade_es.evaluation.metrics import percentiles_ms, retrieval_metrics, same_top_k
+from splade_es.search.query import bm25_query, search_body, splade_query, with_filters
 
 FINGERPRINT = {"weights_sha256": "w" * 16, "tokenizer_sha256": "t" * 16}
 

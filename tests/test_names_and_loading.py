@@ -21,13 +21,8 @@ from colbert_rerank.codebook import Codebook, fit_codebook
 from colbert_rerank.loading import check_safe_weights
 from colbert_rerank.projection import Projection
 from colbert_rerank.storage import mget_fetcher
-from splade_es import capabilities
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.capabilities import probe
-from splade_es.cluster import ClusterError
-from splade_es.corpus import MAX_ID_BYTES, Document, FieldNames, Rejected, from_records
-from splade_es.encoder import EncoderConfig, SpladeEncoder, resolve_model_path
-from splade_es.index_admin import (
+from splade_es.cluster import capabilities
+from splade_es.cluster.admin import (
     check_index_name,
     ensure_index,
     get_index,
@@ -35,8 +30,13 @@ from splade_es.index_admin import (
     index_uuid,
     swap_alias,
 )
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
+from splade_es.cluster.capabilities import probe
+from splade_es.cluster.connection import ClusterError
+from splade_es.data.corpus import MAX_ID_BYTES, Document, FieldNames, Rejected, from_records
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder, resolve_model_path
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 pytestmark = pytest.mark.security
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,8 +298,8 @@ def test_no_library_code_deletes_an_index():
             ):
                 deletes.append((path.relative_to(ROOT).as_posix(), ast.unparse(node.args[1])))
     assert deletes == [
-        ("splade_es/capabilities.py", "f'/{index}'"),
-        ("splade_es/search.py", "'/_search/scroll'"),
+        ("splade_es/cluster/capabilities.py", "f'/{index}'"),
+        ("splade_es/search/searcher.py", "'/_search/scroll'"),
     ]
     source = (ROOT / "splade_es" / "capabilities.py").read_text()
     assert "if index in created:\n                _delete_created(cluster, index)" in source
@@ -365,7 +365,7 @@ def _pickled_copy(source: Path, target: Path) -> Path:
 
 
 def test_splade_models_load_only_from_safetensors(splade_encoder, tmp_path):
-    from splade_es.splade_training import load_trainable
+    from splade_es.training.splade import load_trainable
 
     packaged = Path(resolve_model_path("splade-tiny"))
     pickled = _pickled_copy(packaged, tmp_path / "pickled")

@@ -7,7 +7,7 @@ import json
 import pytest
 from test_cli_pipeline import cli
 
-from splade_es.stdlib_corpus import stdlib_corpus
+from splade_es.data.stdlib_corpus import stdlib_corpus
 
 
 def test_stdlib_corpus_is_real_and_stable():

@@ -6,24 +6,24 @@ import numpy as np
 import pytest
 from corpus_fixture import DOCS, QUERIES
 
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.corpus import from_records
-from splade_es.encoder import EncoderConfig, SpladeEncoder
-from splade_es.features import Pruning, SparseVector, lucene_stored
-from splade_es.index_admin import (
+from splade_es.cluster.admin import (
     IndexMismatchError,
     check_index_name,
     ensure_index,
     get_index,
     swap_alias,
 )
-from splade_es.mapping import IndexLayout, index_body
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
+from splade_es.cluster.mapping import IndexLayout, index_body
+from splade_es.data.corpus import from_records
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.encoding.features import Pruning, SparseVector, lucene_stored
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 
 def build(cluster, encoder, name, records=DOCS, mapping_type="auto", keep=()):
-    from splade_es.corpus import FieldNames
+    from splade_es.data.corpus import FieldNames
 
     prepare_index(cluster, encoder, name, mapping_type)
     index_documents(

@@ -25,8 +25,7 @@ from cli_runner import cli
 from corpus_fixture import DOCS, QUERIES, write_beir, write_jsonl
 
 from conftest import cache_dir
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.cluster import (
+from splade_es.cluster.connection import (
     ClusterConfig,
     ClusterError,
     ClusterUnavailableError,
@@ -34,7 +33,7 @@ from splade_es.cluster import (
     _opensearch_client,
     connect,
 )
-from splade_es.corpus import from_records
+from splade_es.data.corpus import from_records
 from splade_es.engines import NodeConfig, NodeError, NodeInfo, start_node, stop_node
 from splade_es.engines.node import node_status
 from splade_es.engines.security import (
@@ -44,8 +43,9 @@ from splade_es.engines.security import (
     security_settings,
 )
 from splade_es.engines.spec import secured_opensearch_spec
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import SearchConfig, Searcher
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import SearchConfig, Searcher
 
 pytestmark = pytest.mark.security
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from splade_es.capabilities import probe
+from splade_es.cluster.capabilities import probe
 
 DOCS = {
     "d1": {"alpha": 1.5, "beta": 2.0},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from splade_es import sweep
+from splade_es.training import sweep
 
 
 def report(terms: float, size: int, p50: float, ndcg: float) -> dict:

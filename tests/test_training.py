@@ -10,16 +10,8 @@ import torch
 from corpus_fixture import DOCS, QUERIES, write_beir
 
 from colbert_rerank.training_support import Schedule, example_rows, read_log
-from splade_es.negatives import (
-    MiningConfig,
-    load_negatives,
-    mine_negatives,
-    save_negatives,
-    select_negatives,
-)
-from splade_es.search import SearchConfig, Searcher
-from splade_es.splade_training import SpladeTrainConfig, load_trainable, train_splade
-from splade_es.training_data import (
+from splade_es.search.searcher import SearchConfig, Searcher
+from splade_es.training.data import (
     Judgements,
     TrainingExample,
     build_examples,
@@ -28,6 +20,14 @@ from splade_es.training_data import (
     read_triples,
     split_dev,
 )
+from splade_es.training.negatives import (
+    MiningConfig,
+    load_negatives,
+    mine_negatives,
+    save_negatives,
+    select_negatives,
+)
+from splade_es.training.splade import SpladeTrainConfig, load_trainable, train_splade
 
 CORPUS = {d["_id"]: f"{d['title']} {d['text']}" for d in DOCS}
 TRAIN = [  # (query, positive id): paraphrases of the fixture documents
@@ -243,7 +243,7 @@ def tiny_splade(tmp_path, name, examples, resume=False, steps=30, **overrides):
 
 @pytest.mark.slow
 def test_splade_training_lowers_the_loss_and_lambda_sparsifies(tmp_path, splade_encoder):
-    from splade_es.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 
     j = judgements(CODEWORDS)
     examples = build_examples(j, hardest_negatives(j), 1)
@@ -268,7 +268,7 @@ def test_splade_training_lowers_the_loss_and_lambda_sparsifies(tmp_path, splade_
 def test_saved_splade_reloads_and_encodes_identically(tmp_path):
     from sentence_transformers import SparseEncoder
 
-    from splade_es.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 
     j = judgements()
     examples = build_examples(j, hardest_negatives(j), 1)
@@ -292,7 +292,7 @@ def test_saved_splade_reloads_and_encodes_identically(tmp_path):
 
 @pytest.mark.slow
 def test_splade_training_resumes_from_its_checkpoint(tmp_path):
-    from splade_es.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 
     j = judgements()
     examples = build_examples(j, hardest_negatives(j), 1)
@@ -347,7 +347,7 @@ def test_colbert_training_with_a_projection_lowers_the_loss_and_reloads(tmp_path
 
 
 def test_teacher_spec_is_checked():
-    from splade_es.teacher import TeacherConfig
+    from splade_es.training.teacher import TeacherConfig
 
     assert TeacherConfig.parse("colbert:all-MiniLM-L6-v2").model == "all-MiniLM-L6-v2"
     with pytest.raises(ValueError, match=r"teacher 'bert': expected colbert:<model>"):
@@ -356,7 +356,7 @@ def test_teacher_spec_is_checked():
 
 @pytest.mark.slow
 def test_margin_losses_and_l1_train(tmp_path):
-    from splade_es.teacher import TeacherConfig, teacher_margins
+    from splade_es.training.teacher import TeacherConfig, teacher_margins
 
     j = judgements()
     examples = build_examples(j, hardest_negatives(j), 2)[:4]

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from splade_es.capabilities import markdown_table, probe
 from splade_es.cli.options import cluster_options, open_cluster
+from splade_es.cluster.capabilities import markdown_table, probe
 
 
 @click.command()

@@ -10,7 +10,7 @@ import click
 
 from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig, ColbertEncoder
 from colbert_rerank.fusion import Fusion
-from splade_es.colbert_index import ColbertStorage
+from splade_es.indexing.colbert_fields import ColbertStorage
 
 F = TypeVar("F", bound=Callable[..., Any])
 

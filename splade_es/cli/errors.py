@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from splade_es.cluster import ClusterError
+from splade_es.cluster.connection import ClusterError
 from splade_es.engines import (
     ArtifactError,
     InstallError,

@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig
-from splade_es import report as reports
 from splade_es.cli.colbert import build_colbert, storage_config, storage_options
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
-from splade_es.evaluation import STAGES, EvalConfig, evaluate
+from splade_es.evaluation import report as reports
+from splade_es.evaluation.evaluator import STAGES, EvalConfig, evaluate
 
 
 @click.command("eval")

@@ -7,20 +7,20 @@ from typing import Any
 
 import click
 
-from splade_es.bulk import (
+from splade_es.cli.colbert import build_colbert, colbert_config, colbert_options, storage_config
+from splade_es.cli.models import build_encoder, encoder_config, encoder_options
+from splade_es.cli.options import cluster_options, open_cluster
+from splade_es.cluster.admin import check_index_name, index_stats, index_uuid, swap_alias
+from splade_es.data.corpus import FieldNames, Limits, read_corpus
+from splade_es.indexing.bulk import (
     BulkConfig,
     BulkFailedError,
     BulkStoppedError,
     IndexReport,
     index_documents,
 )
-from splade_es.cli.colbert import build_colbert, colbert_config, colbert_options, storage_config
-from splade_es.cli.models import build_encoder, encoder_config, encoder_options
-from splade_es.cli.options import cluster_options, open_cluster
-from splade_es.colbert_index import peek, prepare_embeddings
-from splade_es.corpus import FieldNames, Limits, read_corpus
-from splade_es.index_admin import check_index_name, index_stats, index_uuid, swap_alias
-from splade_es.representation import SpladeFields, prepare_index
+from splade_es.indexing.colbert_fields import peek, prepare_embeddings
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
 
 
 @click.command("index")

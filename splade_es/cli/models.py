@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
-from splade_es.encoder import EncoderConfig, SpladeEncoder
-from splade_es.features import Pruning
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.encoding.features import Pruning
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from splade_es.cluster import Cluster, ClusterConfig, connect
+from splade_es.cluster.connection import Cluster, ClusterConfig, connect
 from splade_es.engines import ENGINES, NodeConfig, start_node
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -16,17 +16,22 @@ import click
 
 from colbert_rerank.encoder import ColbertConfig
 from colbert_rerank.rerank import Reranker, RerankResult
-from splade_es.bulk import BulkConfig, index_documents
 from splade_es.cli.colbert import build_colbert
 from splade_es.cli.models import build_encoder
 from splade_es.cli.options import cluster_options, open_cluster
-from splade_es.colbert_index import ColbertStorage, open_reranker, peek, prepare_embeddings
-from splade_es.corpus import from_records
-from splade_es.encoder import EncoderConfig
-from splade_es.index_admin import get_index, index_stats
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import Hit, SearchConfig, Searcher
-from splade_es.stdlib_corpus import stdlib_corpus
+from splade_es.cluster.admin import get_index, index_stats
+from splade_es.data.corpus import from_records
+from splade_es.data.stdlib_corpus import stdlib_corpus
+from splade_es.encoding.encoder import EncoderConfig
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.colbert_fields import (
+    ColbertStorage,
+    open_reranker,
+    peek,
+    prepare_embeddings,
+)
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import Hit, SearchConfig, Searcher
 
 SPECIAL = {"[CLS]", "[SEP]", "[MASK]", "[PAD]", "<s>", "</s>"}
 QUERIES = (

@@ -12,11 +12,11 @@ from colbert_rerank.rerank import RerankConfig, Reranker, TokenMatch
 from splade_es.cli.colbert import build_colbert, colbert_config, fusion_of, rerank_options
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
-from splade_es.cluster import Cluster
-from splade_es.colbert_index import open_reranker
-from splade_es.corpus import encoded_text
-from splade_es.index_admin import get_index
-from splade_es.search import SearchConfig, Searcher
+from splade_es.cluster.admin import get_index
+from splade_es.cluster.connection import Cluster
+from splade_es.data.corpus import encoded_text
+from splade_es.indexing.colbert_fields import open_reranker
+from splade_es.search.searcher import SearchConfig, Searcher
 
 
 def _searcher(params: dict[str, Any], embeddings: bool = False) -> tuple[Cluster, Searcher]:

@@ -14,10 +14,9 @@ from colbert_rerank.encoder import DEFAULT_MODEL
 from colbert_rerank.training_support import Schedule
 from splade_es.cli.models import build_encoder, encoder_config, encoder_options
 from splade_es.cli.options import cluster_options, open_cluster
-from splade_es.index_admin import get_index
-from splade_es.negatives import MiningConfig, load_negatives, mine_negatives, save_negatives
-from splade_es.search import SearchConfig, Searcher
-from splade_es.training_data import (
+from splade_es.cluster.admin import get_index
+from splade_es.search.searcher import SearchConfig, Searcher
+from splade_es.training.data import (
     Judgements,
     TrainingExample,
     build_examples,
@@ -25,6 +24,12 @@ from splade_es.training_data import (
     load_judgements,
     read_triples,
     split_dev,
+)
+from splade_es.training.negatives import (
+    MiningConfig,
+    load_negatives,
+    mine_negatives,
+    save_negatives,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -200,7 +205,7 @@ def training_data(
 
 
 def _margins(params: dict[str, Any], examples: list[TrainingExample], loss: str) -> Any:
-    from splade_es.teacher import TeacherConfig, teacher_margins
+    from splade_es.training.teacher import TeacherConfig, teacher_margins
 
     spec = params.pop("teacher")
     if loss != "margin-mse":
@@ -265,7 +270,7 @@ def prepared_data(
 @schedule_options
 def train_splade_command(out: Path, **params: Any) -> None:
     """Train a SPLADE model: ranking loss + λ_q·FLOPS(q) + λ_d·FLOPS(d), λ warmed up."""
-    from splade_es.splade_training import SpladeTrainConfig, train_splade
+    from splade_es.training.splade import SpladeTrainConfig, train_splade
 
     schedule = schedule_of(params, out)
     config = SpladeTrainConfig(
@@ -338,10 +343,10 @@ def train_colbert_command(out: Path, **params: Any) -> None:
 def lambda_sweep_command(out: Path, **params: Any) -> None:
     """Train one SPLADE model per λ_d, index and evaluate each on the real node, and write the
     trade-off table and plot (sweep.json/.md/.png): terms/doc, index size, latency, nDCG@10."""
-    from splade_es import sweep
-    from splade_es.encoder import EncoderConfig, SpladeEncoder
-    from splade_es.evaluation import EvalConfig, evaluate
-    from splade_es.splade_training import SpladeTrainConfig, train_splade
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.evaluation.evaluator import EvalConfig, evaluate
+    from splade_es.training import sweep
+    from splade_es.training.splade import SpladeTrainConfig, train_splade
 
     try:
         lambdas = [float(v) for v in params.pop("lambdas").split(",") if v.strip()]

@@ -21,21 +21,26 @@ import numpy as np
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.rerank import RerankConfig, Reranker
 from splade_es import __version__
-from splade_es.beir import load_qrels, load_queries
-from splade_es.bulk import BulkConfig, index_documents
-from splade_es.cluster import Cluster
-from splade_es.colbert_index import ColbertStorage, open_reranker, prepare_embeddings
-from splade_es.corpus import Document, Limits, Rejected, read_beir
-from splade_es.encoder import SpladeEncoder
-from splade_es.features import SparseVector, lucene_stored
-from splade_es.index_admin import (
+from splade_es.cluster.admin import (
     check_index_name,
     index_stats,
     resolve_mapping_type,
 )
-from splade_es.metrics import percentiles_ms, retrieval_metrics, same_top_k, subset_queries
-from splade_es.representation import SpladeFields, prepare_index
-from splade_es.search import Hit, SearchConfig, Searcher
+from splade_es.cluster.connection import Cluster
+from splade_es.data.beir import load_qrels, load_queries
+from splade_es.data.corpus import Document, Limits, Rejected, read_beir
+from splade_es.encoding.encoder import SpladeEncoder
+from splade_es.encoding.features import SparseVector, lucene_stored
+from splade_es.evaluation.metrics import (
+    percentiles_ms,
+    retrieval_metrics,
+    same_top_k,
+    subset_queries,
+)
+from splade_es.indexing.bulk import BulkConfig, index_documents
+from splade_es.indexing.colbert_fields import ColbertStorage, open_reranker, prepare_embeddings
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.searcher import Hit, SearchConfig, Searcher
 
 logger = logging.getLogger(__name__)
 

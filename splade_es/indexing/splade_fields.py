@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from splade_es.bulk import FieldBatch
-from splade_es.cluster import Cluster
-from splade_es.corpus import Document
-from splade_es.encoder import SpladeEncoder
-from splade_es.index_admin import ensure_index, resolve_mapping_type
-from splade_es.mapping import IndexLayout, index_body, splade_meta
+from splade_es.cluster.admin import ensure_index, resolve_mapping_type
+from splade_es.cluster.connection import Cluster
+from splade_es.cluster.mapping import IndexLayout, index_body, splade_meta
+from splade_es.data.corpus import Document
+from splade_es.encoding.encoder import SpladeEncoder
+from splade_es.indexing.bulk import FieldBatch
 
 
 class SpladeFields:

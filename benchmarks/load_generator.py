@@ -3,7 +3,7 @@
 The loop knows nothing about clusters or models: a request is any callable that takes a query
 and returns a :class:`Response` (the ids it answered and its phase timings).
 :func:`search_rerank_request` builds the one the load benchmark and its test use: SPLADE search
-then ColBERT rerank, with one :class:`~splade_es.search.Searcher` and one
+then ColBERT rerank, with one :class:`~splade_es.search.searcher.Searcher` and one
 :class:`~colbert_rerank.rerank.Reranker` shared by every thread. :func:`summarize` and
 :func:`percentiles` are pure: samples in, throughput, latency percentiles and errors by type out.
 
@@ -26,7 +26,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from colbert_rerank.rerank import Reranker
-    from splade_es.search import Searcher
+    from splade_es.search.searcher import Searcher
 
 
 @dataclass(frozen=True)

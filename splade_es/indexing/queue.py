@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from splade_es.corpus import Document, Rejected, id_problem
-from splade_es.ledger import IdLedger
+from splade_es.data.corpus import Document, Rejected, id_problem
+from splade_es.indexing.ledger import IdLedger
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from splade_es.corpus import has_lone_surrogate
-from splade_es.mapping import MappingType
+from splade_es.cluster.mapping import MappingType
+from splade_es.data.corpus import has_lone_surrogate
 
 
 def splade_query(

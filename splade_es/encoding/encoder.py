@@ -30,7 +30,7 @@ from colbert_rerank.loading import (
     resolve_packaged_model,
     weights_sha256,
 )
-from splade_es.features import FeatureVocabulary, Pruning, SparseVector, prune
+from splade_es.encoding.features import FeatureVocabulary, Pruning, SparseVector, prune
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from splade_es.cluster import Cluster, ClusterError
-from splade_es.names import check_index_name
+from splade_es.cluster.connection import Cluster, ClusterError
+from splade_es.cluster.names import check_index_name
 
 logger = logging.getLogger(__name__)
 

@@ -36,9 +36,10 @@ from typing import IO, Any
 
 import tenacity
 
-from splade_es.cluster import Cluster, ClusterError, redact_url
-from splade_es.corpus import Document, Rejected
-from splade_es.encoding_queue import (
+from splade_es.cluster.connection import Cluster, ClusterError, redact_url
+from splade_es.cluster.names import check_index_name
+from splade_es.data.corpus import Document, Rejected
+from splade_es.indexing.queue import (
     SKIPPED,
     DocumentEncoder,
     Encoded,
@@ -47,7 +48,6 @@ from splade_es.encoding_queue import (
     FieldBatch,
     Producer,
 )
-from splade_es.names import check_index_name
 
 __all__ = [
     "BulkConfig",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:  # mining runs searches; loading a cache needs no client
-    from splade_es.search import Hit, Searcher
+    from splade_es.search.searcher import Hit, Searcher
 
 SOURCES = ("bm25", "splade")
 

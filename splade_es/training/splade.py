@@ -34,8 +34,8 @@ from colbert_rerank.training_support import (
     run_trainer,
     training_arguments,
 )
-from splade_es.encoder import mlm_head, pick_device, resolve_model_path
-from splade_es.training_data import Judgements, TrainingExample
+from splade_es.encoding.encoder import mlm_head, pick_device, resolve_model_path
+from splade_es.training.data import Judgements, TrainingExample
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from splade_es.beir import iter_jsonl, load_qrels, load_queries
-from splade_es.corpus import Limits, Rejected, read_beir
+from splade_es.data.beir import iter_jsonl, load_qrels, load_queries
+from splade_es.data.corpus import Limits, Rejected, read_beir
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from colbert_rerank.fusion import Fusion, fuse
-from splade_es.cluster import Cluster, ClusterError
-from splade_es.encoder import SpladeEncoder
-from splade_es.features import SparseVector, decode_key, lucene_stored
-from splade_es.index_admin import get_index
-from splade_es.mapping import IndexLayout, MappingType, meta_differences
-from splade_es.query import bm25_query, search_body, splade_query, with_filters
-from splade_es.representation import encoder_meta
+from splade_es.cluster.admin import get_index
+from splade_es.cluster.connection import Cluster, ClusterError
+from splade_es.cluster.mapping import IndexLayout, MappingType, meta_differences
+from splade_es.encoding.encoder import SpladeEncoder
+from splade_es.encoding.features import SparseVector, decode_key, lucene_stored
+from splade_es.indexing.splade_fields import encoder_meta
+from splade_es.search.query import bm25_query, search_body, splade_query, with_filters
 
 logger = logging.getLogger(__name__)
 RRF = Fusion(method="rrf")
@@ -111,7 +111,7 @@ class Searcher:
 
     Safe to share across threads: it keeps no per-call state, the official clients pool their
     connections (10 per node by default, so more concurrent callers wait for one), and the
-    encoder serialises only tokenisation (see :class:`~splade_es.encoder.SpladeEncoder`).
+    encoder serialises only tokenisation (see :class:`~splade_es.encoding.encoder.SpladeEncoder`).
     ``benchmarks/load.py`` runs 8 threads on one Searcher and one Reranker.
 
     Example:

@@ -33,9 +33,9 @@ from colbert_rerank.storage import (
     mapping_properties,
     mget_fetcher,
 )
-from splade_es.cluster import Cluster, ClusterError
-from splade_es.corpus import Document, Rejected
-from splade_es.index_admin import check_index_name, get_index
+from splade_es.cluster.admin import check_index_name, get_index
+from splade_es.cluster.connection import Cluster, ClusterError
+from splade_es.data.corpus import Document, Rejected
 
 logger = logging.getLogger(__name__)
 

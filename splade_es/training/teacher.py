@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
-from splade_es.training_data import TrainingExample
+from splade_es.training.data import TrainingExample
 
 TeacherKind = Literal["colbert", "cross-encoder"]
 Scorer = Callable[[str, list[str]], list[float]]

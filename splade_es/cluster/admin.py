@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from splade_es.capabilities import probe
-from splade_es.cluster import Cluster, ClusterError
-from splade_es.mapping import META_KEY, MappingType, meta_differences
-from splade_es.names import check_index_name
+from splade_es.cluster.capabilities import probe
+from splade_es.cluster.connection import Cluster, ClusterError
+from splade_es.cluster.mapping import META_KEY, MappingType, meta_differences
+from splade_es.cluster.names import check_index_name
 
 __all__ = [
     "IndexInfo",

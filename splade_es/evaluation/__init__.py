@@ -1,0 +1,1 @@
+"""Evaluation: evaluate (stages on a real node), metrics, parity and reports."""

@@ -1,0 +1,1 @@
+"""Training: SPLADE training, training data, hard negatives, teachers, the lambda sweep."""
