@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +18,21 @@ from colbert_rerank.codebook import Codebook
 from colbert_rerank.codecs import Codec
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.projection import Projection
+
+__all__ = [
+    "CODEBOOK_ID",
+    "META_KEY",
+    "EmbeddingFields",
+    "StoredBatch",
+    "TextDocument",
+    "check_encoder",
+    "codebook_document",
+    "codebook_from_document",
+    "codec_for",
+    "index_meta",
+    "mapping_properties",
+    "mget_fetcher",
+]
 
 META_KEY = "colbert_rerank"
 CODEBOOK_ID = "codebook"
@@ -188,25 +203,36 @@ def check_encoder(meta: Mapping[str, Any], encoder: ColbertEncoder) -> list[str]
     return problems
 
 
-def mget_fetcher(client: Any, index: str, field: str = "colbert") -> Any:
+def mget_fetcher(
+    client: Any, index: str, field: str = "colbert"
+) -> Callable[[Sequence[str]], dict[str, str]]:
     """A fetch function for :class:`~colbert_rerank.rerank.Reranker` over an official client.
 
-    Works with ``elasticsearch`` and ``opensearch-py`` clients (both have ``mget``).
+    One call serves both clients, so nothing here depends on the engine: elasticsearch-py
+    (8/9) accepts ``body=`` (its ``ids`` body field) and the ``_source_includes`` alias of
+    ``source_includes``, and opensearch-py takes ``body=`` and ``_source_includes`` as a query
+    parameter. Neither warns.
+
+    Args:
+        client: an ``elasticsearch.Elasticsearch`` or ``opensearchpy.OpenSearch`` client.
+        index: the index holding the embeddings.
+        field: the embeddings field (a top-level ``_source`` field).
+
+    Returns:
+        ``fetch(ids) -> {id: base64 blob}`` for the ids found with the field.
+
+    Example:
+        >>> reranker = Reranker(encoder, codec, fetch=mget_fetcher(client, "docs"))
     """
 
-    keyword_api = type(client).__module__.startswith("elasticsearch")
-
     def fetch(ids: Sequence[str]) -> dict[str, str]:
-        if keyword_api:  # elasticsearch-py 8/9
-            response = client.mget(index=index, ids=list(ids), source_includes=[field])
-        else:  # opensearch-py
-            response = client.mget(
-                index=index, body={"ids": list(ids)}, params={"_source_includes": field}
-            )
-        body_out = getattr(response, "body", response)
+        if not ids:
+            return {}
+        response = client.mget(index=index, body={"ids": list(ids)}, _source_includes=field)
+        answer = getattr(response, "body", response)  # elasticsearch-py wraps the body
         return {
             doc["_id"]: doc["_source"][field]
-            for doc in body_out["docs"]
+            for doc in answer["docs"]
             if doc.get("found") and field in doc.get("_source", {})
         }
 

@@ -47,7 +47,8 @@ def _ids(body: Any) -> list[str]:
     ]
 
 
-def _error(engine: str, kind: str) -> Exception:
+def client_error(engine: str, kind: str) -> Exception:
+    """What the engine's client raises for ``kind``: "429"/"503" (an answer), "reset", "timeout"."""
     if engine == "elasticsearch":
         import elastic_transport
         from elasticsearch import ApiError
@@ -89,11 +90,11 @@ def inject(cluster: Any, plan: Callable[[int, list[str]], Fault | None]) -> Iter
         fault = plan(len(recorder.calls), ids)
         if fault is not None and fault.kind is not None and not fault.after:
             recorder.delivered.append(False)
-            raise _error(cluster.engine, fault.kind)
+            raise client_error(cluster.engine, fault.kind)
         response = real(method, path, *args, **kwargs)
         recorder.delivered.append(True)
         if fault is not None and fault.kind is not None:
-            raise _error(cluster.engine, fault.kind)
+            raise client_error(cluster.engine, fault.kind)
         if fault is not None and fault.reject:
             body = response.body if hasattr(response, "body") else response
             body["errors"] = True

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from faults import client_error
 
 from splade_es.cluster.connection import (
+    Cluster,
     ClusterConfig,
     ClusterError,
     ClusterUnavailableError,
@@ -68,3 +70,65 @@ def test_errors_carry_status_and_engine_reason(opensearch_cluster):
         opensearch_cluster.request("GET", "/no-such-index-xyz/_search")
     assert caught.value.status == 404
     assert caught.value.error_type == "index_not_found_exception"
+
+
+def offline(engine, version):
+    return Cluster(None, engine, version, "http://127.0.0.1:9200")
+
+
+@pytest.mark.parametrize(
+    ("engine", "version", "vectors_option"),
+    [
+        ("elasticsearch", "9.5.4", True),
+        ("elasticsearch", "8.19.0", False),
+        ("opensearch", "2.19.6", False),
+    ],
+)
+def test_source_filter_asks_for_vectors_only_where_they_are_left_out(
+    engine, version, vectors_option
+):
+    source = offline(engine, version).source_filter(["splade"])
+    assert source["includes"] == ["splade"]
+    assert ("exclude_vectors" in source) == vectors_option
+    if vectors_option:
+        assert source["exclude_vectors"] is False
+
+
+def test_a_single_string_is_refused_where_a_list_is_expected():
+    cluster = offline("elasticsearch", "9.5.4")
+    with pytest.raises(TypeError, match=r"includes='splade' is a string: pass a list"):
+        cluster.source_filter("splade")
+    with pytest.raises(TypeError, match=r"ids='d1' is a string: pass a list of ids"):
+        cluster.fetch_field("docs", "d1", "text")
+    assert cluster.fetch_field("docs", [], "text") == {}  # no request for no ids
+    assert cluster.bulk([]) == []
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+@pytest.mark.parametrize(
+    ("kind", "status"), [("reset", 0), ("timeout", 0), ("429", 429), ("503", 503), ("400", None)]
+)
+def test_transient_status_reads_each_clients_errors(engine, kind, status):
+    cluster = offline(engine, "9.5.4" if engine == "elasticsearch" else "2.19.6")
+    assert cluster.transient_status(client_error(engine, kind)) == status
+    assert cluster.transient_status(ValueError("not from the client")) is None
+
+
+def test_bulk_outcomes_and_fetch_field(cluster, index_names):
+    index = index_names(cluster)
+    cluster.request(
+        "PUT", f"/{index}", body={"mappings": {"properties": {"n": {"type": "integer"}}}}
+    )
+    actions = [
+        {"_index": index, "_id": "a/1", "_source": {"n": 1, "text": "one"}},
+        {"_index": index, "_id": "b", "_source": {"n": "not a number"}},
+        {"_index": index, "_id": "c", "_source": {"n": 3}},
+    ]
+    outcomes = cluster.bulk(actions)
+    assert [ok for ok, _ in outcomes] == [True, False, True]
+    refused = outcomes[1][1]["index"]
+    assert refused["_id"] == "b" and refused["status"] == 400
+    assert "_op_type" not in actions[0]  # the actions can be sent again as they are
+    # _mget is real time: no refresh needed
+    assert cluster.fetch_field(index, ["a/1", "b", "c", "x"], "text") == {"a/1": "one"}
+    assert cluster.fetch_field(index, ["a/1", "c"], "n") == {"a/1": 1, "c": 3}

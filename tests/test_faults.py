@@ -116,9 +116,7 @@ def verify(cluster, index, rows, good, bad, dead_letter: Path) -> dict[str, int]
     assert set(found) == good
     for doc_id, source in found.items():
         assert source["text"] == texts[doc_id]
-    source_filter: dict[str, object] = {"includes": ["splade"]}
-    if cluster.engine == "elasticsearch":
-        source_filter["exclude_vectors"] = False  # ES 9 leaves vectors out of _source
+    source_filter = cluster.source_filter(["splade"])  # ES 9 leaves vectors out of _source
     present = sorted(good)
     for start in range(0, len(present), 1000):
         part = present[start : start + 1000]

@@ -2,99 +2,50 @@
 
 ``elasticsearch`` refuses to talk to OpenSearch, so the engine decides the client:
 ``elasticsearch`` for Elasticsearch, ``opensearch-py`` (the ``opensearch`` extra) for
-OpenSearch. :class:`Cluster` hides the difference behind one JSON request method, and
-turns each client's exceptions into :class:`ClusterError` with the status and reason.
+OpenSearch. :class:`Cluster` hides every difference between the engines and their versions:
+one JSON request method, bulk writes, the retry decision for a failed call, ``_source``
+filters and field fetches. Requests turn each client's exceptions into :class:`ClusterError`
+with the status and reason; a failed bulk request raises the client's exception, which
+:meth:`Cluster.transient_status` classifies. Nothing else in the package branches on the
+engine or imports its client.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import urllib.parse
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from splade_es.engines.spec import Engine
+from splade_es.cluster.config import ENGINES, ClusterConfig, Engine, EngineChoice, redact_url
+from splade_es.cluster.errors import (
+    ClusterError,
+    ClusterUnavailableError,
+    api_error,
+    unavailable_error,
+)
+
+__all__ = [
+    "ENGINES",
+    "RETRY_STATUSES",
+    "BulkOutcome",
+    "Cluster",
+    "ClusterConfig",
+    "ClusterError",
+    "ClusterUnavailableError",
+    "Engine",
+    "EngineChoice",
+    "connect",
+    "redact_url",
+]
 
 logger = logging.getLogger(__name__)
 
-EngineChoice = Literal["auto", "elasticsearch", "opensearch"]
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+"""HTTP statuses that say "try again later" (throttled, gateway or node unavailable)."""
 
-
-class ClusterError(RuntimeError):
-    """A request failed on the cluster.
-
-    Attributes:
-        status: HTTP status, or ``None`` when no answer came (connection, timeout).
-        error_type: the engine's error type (e.g. ``mapper_parsing_exception``).
-        reason: the engine's reason text.
-    """
-
-    def __init__(self, message: str, status: int | None, error_type: str, reason: str):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.reason = reason
-
-
-class ClusterUnavailableError(ClusterError):
-    """No answer from the cluster (refused, reset, timed out, TLS failure)."""
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """Where the cluster is and how to authenticate.
-
-    Attributes:
-        url: e.g. ``https://es.example.com:9200``. Credentials in the URL are rejected, so
-            they cannot leak into logs; use the fields below.
-        engine: ``auto`` detects Elasticsearch or OpenSearch on connect.
-        api_key: Elasticsearch API key (the encoded ``id:key`` form).
-        username / password: basic auth.
-        ca_certs: PEM file of the CA that signed the cluster's certificate.
-        verify_certs: TLS verification (on unless explicitly turned off).
-        request_timeout_s: per-request timeout.
-    """
-
-    url: str
-    engine: EngineChoice = "auto"
-    api_key: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_certs: Path | None = None
-    verify_certs: bool = True
-    request_timeout_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        parts = urllib.parse.urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"Cluster URL {redact_url(self.url)!r} is not an http(s) URL: pass e.g. "
-                "--es-url http://127.0.0.1:9200."
-            )
-        if parts.username or parts.password:
-            raise ValueError(
-                "Put credentials in --username/--password or --api-key (or ES_USERNAME, "
-                "ES_PASSWORD, ES_API_KEY), not in the URL "
-                f"{redact_url(self.url)!r}."
-            )
-        if self.engine not in ("auto", "elasticsearch", "opensearch"):
-            raise ValueError(f"engine={self.engine!r}: expected auto, elasticsearch or opensearch.")
-        if (self.username is None) != (self.password is None):
-            raise ValueError("Basic auth needs both a username and a password.")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any user info replaced by ``***`` (safe to log)."""
-    parts = urllib.parse.urlsplit(url)
-    if not (parts.username or parts.password):
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
+BulkOutcome = tuple[bool, dict[str, Any]]
+"""One item of a bulk answer: whether it was applied, and the item, e.g.
+``{"index": {"_id": "d1", "status": 429, "error": {"type": ..., "reason": ...}}}``."""
 
 
 class Cluster:
@@ -133,6 +84,144 @@ class Cluster:
             ClusterUnavailableError: no answer.
         """
         return _request(self.client, self.engine, self.url, method, path, body, params)
+
+    def bulk(self, actions: Sequence[Mapping[str, Any]]) -> list[BulkOutcome]:
+        """Send ``actions`` in one ``_bulk`` request, with the engine's bulk helper.
+
+        Nothing is retried here: the caller decides what to send again (see
+        :meth:`transient_status` for a failed request, and each item's ``status``).
+
+        Args:
+            actions: bulk-helper actions (``_op_type``, ``_index``, ``_id``, ``_source``);
+                they are not modified, so the same actions can be sent again.
+
+        Returns:
+            One :data:`BulkOutcome` per action, in order; ``ok`` is ``False`` for a document
+            the cluster refused (its ``status`` and ``error`` are in the item).
+
+        Raises:
+            Exception: the client's own exception when the whole request failed (no answer,
+                429, 503...); pass it to :meth:`transient_status`.
+            RuntimeError: the answer does not hold one item per action.
+
+        Example:
+            >>> cluster.bulk([{"_index": "docs", "_id": "d1", "_source": {"text": "hi"}}])
+            [(True, {'index': {'_id': 'd1', 'status': 201, ...}})]
+        """
+        if not actions:
+            return []
+        if self.engine == "opensearch":
+            from opensearchpy import helpers
+        else:
+            from elasticsearch import helpers  # type: ignore[no-redef]
+        outcomes = list(
+            helpers.streaming_bulk(
+                self.client,
+                actions,
+                chunk_size=len(actions),
+                max_chunk_bytes=2**31 - 1,  # one request: the caller cuts chunks by bytes
+                raise_on_error=False,
+                raise_on_exception=True,
+                max_retries=0,
+                yield_ok=True,
+            )
+        )
+        if len(outcomes) != len(actions):
+            raise RuntimeError(f"bulk answered {len(outcomes)} items for {len(actions)} sent")
+        return outcomes
+
+    def transient_status(self, error: BaseException) -> int | None:
+        """Whether a request that raised ``error`` is worth sending again after a backoff.
+
+        Args:
+            error: what the client raised (e.g. from :meth:`bulk`).
+
+        Returns:
+            ``0`` when no answer came (connection refused or reset, timeout, TLS failure),
+            the HTTP status when it is one of :data:`RETRY_STATUSES`, ``None`` otherwise
+            (a lasting error: do not retry).
+        """
+        status: object = None
+        if self.engine == "elasticsearch":
+            import elastic_transport
+
+            if isinstance(error, elastic_transport.ApiError):  # an answer with an error status
+                status = error.meta.status
+            elif isinstance(error, elastic_transport.TransportError):  # no usable answer
+                return 0
+        else:
+            import opensearchpy
+
+            if isinstance(error, opensearchpy.ConnectionError):
+                return 0
+            if isinstance(error, opensearchpy.TransportError):
+                status = error.status_code
+        return status if isinstance(status, int) and status in RETRY_STATUSES else None
+
+    def source_filter(self, includes: Sequence[str]) -> dict[str, Any]:
+        """A search ``_source`` filter that returns the fields ``includes``, vectors included.
+
+        Elasticsearch 9 leaves ``sparse_vector`` and ``dense_vector`` values out of
+        ``_source`` unless asked (``exclude_vectors: false``); older versions and OpenSearch
+        return them anyway and would refuse the option.
+
+        Args:
+            includes: field names (or patterns) to return.
+
+        Returns:
+            The value for a search body's ``_source``.
+
+        Raises:
+            TypeError: ``includes`` is a single string; pass a list of field names.
+
+        Example:
+            >>> body = {"query": {"match_all": {}}, "_source": cluster.source_filter(["splade"])}
+        """
+        if isinstance(includes, str):
+            raise TypeError(
+                f"includes={includes!r} is a string: pass a list of field names, e.g. "
+                f"[{includes!r}]."
+            )
+        source: dict[str, Any] = {"includes": list(includes)}
+        if self.engine == "elasticsearch" and self.major >= 9:
+            source["exclude_vectors"] = False
+        return source
+
+    def fetch_field(self, index: str, ids: Sequence[str], field: str) -> dict[str, Any]:
+        """One top-level ``_source`` field of each of ``ids``, read with ``_mget``.
+
+        ``_mget`` is real time: a document is found as soon as it is indexed, before a
+        refresh. Built for fetch functions such as :class:`colbert_rerank.Reranker`'s
+        (``lambda ids: cluster.fetch_field(index, ids, "colbert")``). Elasticsearch 9 keeps
+        vector fields (``sparse_vector``, ``dense_vector``) out of ``_source``: for those,
+        search with :meth:`source_filter`.
+
+        Args:
+            index: index (or alias) to read.
+            ids: document ids.
+            field: the ``_source`` field to return.
+
+        Returns:
+            ``{id: value}`` for the documents found that hold ``field``; ids not found and
+            documents without the field are left out.
+
+        Raises:
+            TypeError: ``ids`` is a single string; pass a list of ids.
+            ClusterError: the request failed (e.g. 404 when ``index`` does not exist).
+            ClusterUnavailableError: no answer.
+        """
+        if isinstance(ids, str):
+            raise TypeError(f"ids={ids!r} is a string: pass a list of ids, e.g. [{ids!r}].")
+        if not ids:
+            return {}
+        answer = self.request(
+            "POST", f"/{index}/_mget", body={"ids": list(ids)}, params={"_source_includes": field}
+        )
+        return {
+            doc["_id"]: doc["_source"][field]
+            for doc in answer["docs"]
+            if doc.get("found") and field in doc.get("_source", {})
+        }
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -265,38 +354,19 @@ def _request(
                 method, path, params=dict(params or {}), headers=headers, body=body
             )
         except elasticsearch.ApiError as error:
-            raise _api_error(method, path, error.meta.status, error.body) from error
+            raise api_error(method, path, error.meta.status, error.body) from error
         except elastic_transport.TransportError as error:
-            raise _unavailable(url, error) from error
+            raise unavailable_error(url, error) from error
         return response.body
     import opensearchpy
 
     try:
         return client.transport.perform_request(method, path, params=params, body=body)
     except opensearchpy.ConnectionError as error:
-        raise _unavailable(url, error) from error
+        raise unavailable_error(url, error) from error
     except opensearchpy.TransportError as error:
         status = error.status_code if isinstance(error.status_code, int) else None
-        raise _api_error(method, path, status, error.info) from error
-
-
-def _api_error(method: str, path: str, status: int | None, body: Any) -> ClusterError:
-    error_type, reason = "unknown", str(body)[:500]
-    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-        cause = body["error"].get("root_cause") or [body["error"]]
-        error_type = str(cause[0].get("type", "unknown"))
-        reason = str(cause[0].get("reason", ""))
-    elif isinstance(body, Mapping) and isinstance(body.get("error"), str):
-        reason = body["error"]
-    advice = ""
-    if status == 401:
-        advice = " (authentication failed: check --username/--password or --api-key)"
-    return ClusterError(
-        f"{method} {path} failed with {status} {error_type}: {reason}{advice}",
-        status,
-        error_type,
-        reason,
-    )
+        raise api_error(method, path, status, error.info) from error
 
 
 def _authentication_failed(config: ClusterConfig, error: ClusterError) -> ClusterError:
@@ -315,27 +385,4 @@ def _authentication_failed(config: ClusterConfig, error: ClusterError) -> Cluste
         401,
         error.error_type,
         error.reason,
-    )
-
-
-def _unavailable(url: str, error: Exception) -> ClusterUnavailableError:
-    text = str(error)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        found = re.search(r"certificate verify failed: ([^()]+?)\s*\(", text)
-        detail = found.group(1) if found else "the certificate is not trusted"
-        return ClusterUnavailableError(
-            f"TLS certificate verify failed for {redact_url(url)}: {detail}. The cluster's "
-            "certificate is not signed by a CA this client trusts (verification is on by "
-            "default): pass --ca-certs <the cluster's CA PEM> (env ES_CA_CERTS, or "
-            "ClusterConfig.ca_certs), and check that the URL's host is in the certificate.",
-            None,
-            "tls_verification_failed",
-            detail,
-        )
-    return ClusterUnavailableError(
-        f"No answer from {redact_url(url)} ({type(error).__name__}: {error}). Check the URL "
-        "and that the cluster runs, or start a local node with 'splade-es node start'.",
-        None,
-        "unavailable",
-        str(error),
     )

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-Engine = Literal["elasticsearch", "opensearch"]
-ENGINES: tuple[Engine, ...] = ("elasticsearch", "opensearch")
+# The engine names belong to the connection; the launcher reuses them (never the reverse).
+from splade_es.cluster.config import ENGINES as ENGINES
+from splade_es.cluster.config import Engine as Engine
 
 
 @dataclass(frozen=True)
@@ -202,13 +203,6 @@ def opensearch_spec(version: str = OPENSEARCH_VERSION) -> EngineSpec:
             "(e.g. --version 2.19.6), or start your own node and pass its URL."
         )
 
-    def os_jar(group: str, artifact: str) -> MavenArtifact:
-        return MavenArtifact(group, artifact, version, checksum="sha512")
-
-    asm = tuple(
-        MavenArtifact("org.ow2.asm", name, "9.7")
-        for name in ("asm", "asm-analysis", "asm-commons", "asm-tree", "asm-util")
-    )
     return EngineSpec(
         engine="opensearch",
         version=version,
@@ -219,26 +213,7 @@ def opensearch_spec(version: str = OPENSEARCH_VERSION) -> EngineSpec:
             packaging="zip",
             checksum="sha512",
         ),
-        modules=(
-            ModuleSpec(
-                name="mapper-extras",
-                classname="org.opensearch.index.mapper.MapperExtrasPlugin",
-                description="Adds advanced field mappers (rank_features, rank_feature query)",
-                jars=(os_jar("org.opensearch.plugin", "mapper-extras-client"),),
-            ),
-            ModuleSpec(
-                name="lang-painless",
-                classname="org.opensearch.painless.PainlessPlugin",
-                description="An easy, safe and fast scripting language for OpenSearch",
-                jars=(
-                    os_jar("org.opensearch.plugin", "lang-painless"),
-                    os_jar("org.opensearch.plugin", "opensearch-scripting-painless-spi"),
-                    MavenArtifact("org.antlr", "antlr4-runtime", "4.13.1"),
-                    *asm,
-                ),
-                security_policy=_PAINLESS_POLICY,
-            ),
-        ),
+        modules=_opensearch_modules(version),
         # 2.x relies on the Java security manager, which JDK 24 removed.
         java_min=11,
         java_max=23,
@@ -248,6 +223,38 @@ def opensearch_spec(version: str = OPENSEARCH_VERSION) -> EngineSpec:
         java_opts_env="OPENSEARCH_JAVA_OPTS",
         launcher="opensearch",
         settings=_COMMON_SETTINGS,
+    )
+
+
+def _opensearch_modules(version: str) -> tuple[ModuleSpec, ...]:
+    """``mapper-extras`` and ``lang-painless`` for OpenSearch ``version``, from their jars."""
+
+    def os_jar(group: str, artifact: str) -> MavenArtifact:
+        return MavenArtifact(group, artifact, version, checksum="sha512")
+
+    asm = tuple(
+        MavenArtifact("org.ow2.asm", name, "9.7")
+        for name in ("asm", "asm-analysis", "asm-commons", "asm-tree", "asm-util")
+    )
+    return (
+        ModuleSpec(
+            name="mapper-extras",
+            classname="org.opensearch.index.mapper.MapperExtrasPlugin",
+            description="Adds advanced field mappers (rank_features, rank_feature query)",
+            jars=(os_jar("org.opensearch.plugin", "mapper-extras-client"),),
+        ),
+        ModuleSpec(
+            name="lang-painless",
+            classname="org.opensearch.painless.PainlessPlugin",
+            description="An easy, safe and fast scripting language for OpenSearch",
+            jars=(
+                os_jar("org.opensearch.plugin", "lang-painless"),
+                os_jar("org.opensearch.plugin", "opensearch-scripting-painless-spi"),
+                MavenArtifact("org.antlr", "antlr4-runtime", "4.13.1"),
+                *asm,
+            ),
+            security_policy=_PAINLESS_POLICY,
+        ),
     )
 
 

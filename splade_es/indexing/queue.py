@@ -1,8 +1,9 @@
 """The encoding side of the bulk pipeline: validate, de-duplicate, skip, encode, in a thread.
 
-Documents flow in (validated ones and rejected inputs), and batches of ready bulk actions and
-failures flow out through a bounded queue, so memory stays bounded whatever the corpus size and
-the encoder runs while the writer waits on the cluster.
+Documents flow in (validated ones and rejected inputs), and one result per input flows out
+through a bounded queue: :class:`Encoded` (a ready bulk action), :class:`Skipped` (already
+indexed, per the checkpoint) or :class:`Failure`. Memory stays bounded whatever the corpus
+size, and the encoder runs while the writer waits on the cluster.
 """
 
 from __future__ import annotations
@@ -76,10 +77,33 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A document the checkpoint shows indexed with the same content: not encoded nor sent.
+
+    Attributes:
+        id: the document id.
+    """
+
+    id: str
+
+
+@dataclass(frozen=True)
 class Encoded:
+    """A document ready to send.
+
+    Attributes:
+        document: the document.
+        action: its bulk action (``_op_type``, ``_index``, ``_id``, ``_source``).
+        size: estimated bytes of the action in a bulk request.
+    """
+
     document: Document
     action: dict[str, Any]
     size: int
+
+
+Produced = Encoded | Skipped | Failure
+"""One result of the producer per input document."""
 
 
 class Producer:
@@ -100,20 +124,21 @@ class Producer:
         self.encode_batch = encode_batch
         self.ledger = IdLedger()  # on disk: memory stays flat whatever the corpus size
         self.ledger.load_checkpoint(checkpoint)
-        self.queue: queue.Queue[list[Encoded | Failure] | BaseException | None] = queue.Queue(
+        self.queue: queue.Queue[list[Produced] | BaseException | None] = queue.Queue(
             maxsize=queue_batches
         )
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="splade-es-encoder", daemon=True)
         self.counters: Counter[str] = Counter()
-        self.skipped = 0
         self.encoded = 0
         self.consumed = 0
 
     def start(self) -> None:
+        """Start encoding in the background thread."""
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop the thread (draining the queue so it can exit) and close the id ledger."""
         self.stopping.set()
         while self.thread.is_alive():
             try:
@@ -122,7 +147,8 @@ class Producer:
                 self.thread.join(timeout=0.1)
         self.ledger.close()
 
-    def results(self) -> Iterator[Encoded | Failure]:
+    def results(self) -> Iterator[Produced]:
+        """One result per input document; re-raises what the encoding thread raised."""
         while True:
             item = self.queue.get()
             if item is None:
@@ -133,7 +159,7 @@ class Producer:
                 self.consumed += 1
                 yield entry
 
-    def _put(self, item: list[Encoded | Failure] | BaseException | None) -> bool:
+    def _put(self, item: list[Produced] | BaseException | None) -> bool:
         while not self.stopping.is_set():
             try:
                 self.queue.put(item, timeout=0.1)
@@ -145,7 +171,7 @@ class Producer:
     def _run(self) -> None:
         try:
             batch: list[Document] = []
-            ready: list[Encoded | Failure] = []
+            ready: list[Produced] = []
             for position, item in enumerate(self.documents):
                 if self.stopping.is_set():
                     return
@@ -164,12 +190,10 @@ class Producer:
                             "unique (the later one would overwrite the earlier)",
                         )
                     )
+                elif self.ledger.is_done(item.id, item.digest):
+                    ready.append(Skipped(item.id))
                 else:
-                    if self.ledger.is_done(item.id, item.digest):
-                        self.skipped += 1
-                        ready.append(SKIPPED)
-                    else:
-                        batch.append(item)
+                    batch.append(item)
                 if len(batch) >= self.encode_batch:
                     ready.extend(self._encode(batch))
                     batch = []
@@ -184,7 +208,7 @@ class Producer:
         except BaseException as error:  # handed to the writer thread, which re-raises it
             self._put(error)
 
-    def _encode(self, batch: list[Document]) -> list[Encoded | Failure]:
+    def _encode(self, batch: list[Document]) -> list[Produced]:
         if not batch:
             return []
         try:
@@ -193,7 +217,7 @@ class Producer:
             if len(batch) == 1:
                 return [Failure(batch[0].id, "encode", None, type(error).__name__, str(error))]
             logger.warning("Encoding a batch failed (%s); retrying its documents one by one", error)
-            out: list[Encoded | Failure] = []
+            out: list[Produced] = []
             for document in batch:
                 out.extend(self._encode([document]))
             return out
@@ -230,7 +254,6 @@ class Producer:
         return merged
 
 
-SKIPPED = Failure("", "skipped", None, "", "")
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 

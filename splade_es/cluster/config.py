@@ -1,0 +1,72 @@
+"""Where the cluster is and how to reach it: the engines, :class:`ClusterConfig`, safe URLs.
+
+No client and no network here: the local-node launcher (``splade_es.engines``) may import
+these types without loading a search client.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["ENGINES", "ClusterConfig", "Engine", "EngineChoice", "redact_url"]
+
+Engine = Literal["elasticsearch", "opensearch"]
+ENGINES: tuple[Engine, ...] = ("elasticsearch", "opensearch")
+EngineChoice = Literal["auto", "elasticsearch", "opensearch"]
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where the cluster is and how to authenticate.
+
+    Attributes:
+        url: e.g. ``https://es.example.com:9200``. Credentials in the URL are rejected, so
+            they cannot leak into logs; use the fields below.
+        engine: ``auto`` detects Elasticsearch or OpenSearch on connect.
+        api_key: Elasticsearch API key (the encoded ``id:key`` form).
+        username / password: basic auth.
+        ca_certs: PEM file of the CA that signed the cluster's certificate.
+        verify_certs: TLS verification (on unless explicitly turned off).
+        request_timeout_s: per-request timeout.
+    """
+
+    url: str
+    engine: EngineChoice = "auto"
+    api_key: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+    request_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"Cluster URL {redact_url(self.url)!r} is not an http(s) URL: pass e.g. "
+                "--es-url http://127.0.0.1:9200."
+            )
+        if parts.username or parts.password:
+            raise ValueError(
+                "Put credentials in --username/--password or --api-key (or ES_USERNAME, "
+                "ES_PASSWORD, ES_API_KEY), not in the URL "
+                f"{redact_url(self.url)!r}."
+            )
+        if self.engine not in ("auto", *ENGINES):
+            raise ValueError(f"engine={self.engine!r}: expected auto, elasticsearch or opensearch.")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("Basic auth needs both a username and a password.")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user info replaced by ``***`` (safe to log)."""
+    parts = urllib.parse.urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))

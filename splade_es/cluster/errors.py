@@ -1,0 +1,79 @@
+"""What a failed request raises: :class:`ClusterError` with the status and the engine's reason.
+
+The builders take plain values (status, body, URL), so every engine's exceptions end up in
+the same two classes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from splade_es.cluster.config import redact_url
+
+__all__ = ["ClusterError", "ClusterUnavailableError", "api_error", "unavailable_error"]
+
+
+class ClusterError(RuntimeError):
+    """A request failed on the cluster.
+
+    Attributes:
+        status: HTTP status, or ``None`` when no answer came (connection, timeout).
+        error_type: the engine's error type (e.g. ``mapper_parsing_exception``).
+        reason: the engine's reason text.
+    """
+
+    def __init__(self, message: str, status: int | None, error_type: str, reason: str):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.reason = reason
+
+
+class ClusterUnavailableError(ClusterError):
+    """No answer from the cluster (refused, reset, timed out, TLS failure)."""
+
+
+def api_error(method: str, path: str, status: int | None, body: Any) -> ClusterError:
+    """The error for an answer with an error status, with the engine's type and reason."""
+    error_type, reason = "unknown", str(body)[:500]
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        cause = body["error"].get("root_cause") or [body["error"]]
+        error_type = str(cause[0].get("type", "unknown"))
+        reason = str(cause[0].get("reason", ""))
+    elif isinstance(body, Mapping) and isinstance(body.get("error"), str):
+        reason = body["error"]
+    advice = ""
+    if status == 401:
+        advice = " (authentication failed: check --username/--password or --api-key)"
+    return ClusterError(
+        f"{method} {path} failed with {status} {error_type}: {reason}{advice}",
+        status,
+        error_type,
+        reason,
+    )
+
+
+def unavailable_error(url: str, error: Exception) -> ClusterUnavailableError:
+    """The error for a request that got no answer; a TLS failure names the fix."""
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        found = re.search(r"certificate verify failed: ([^()]+?)\s*\(", text)
+        detail = found.group(1) if found else "the certificate is not trusted"
+        return ClusterUnavailableError(
+            f"TLS certificate verify failed for {redact_url(url)}: {detail}. The cluster's "
+            "certificate is not signed by a CA this client trusts (verification is on by "
+            "default): pass --ca-certs <the cluster's CA PEM> (env ES_CA_CERTS, or "
+            "ClusterConfig.ca_certs), and check that the URL's host is in the certificate.",
+            None,
+            "tls_verification_failed",
+            detail,
+        )
+    return ClusterUnavailableError(
+        f"No answer from {redact_url(url)} ({type(error).__name__}: {error}). Check the URL "
+        "and that the cluster runs, or start a local node with 'splade-es node start'.",
+        None,
+        "unavailable",
+        str(error),
+    )
