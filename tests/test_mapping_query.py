@@ -9,8 +9,8 @@ from splade_es.cluster.mapping import (
     IndexLayout,
     index_body,
     meta_differences,
+    packaged_template,
     splade_meta,
-    template,
 )
 from splade_es.evaluation.metrics import percentiles_ms, retrieval_metrics, same_top_k
 from splade_es.search.query import bm25_query, search_body, splade_query, with_filters
@@ -51,7 +51,7 @@ def test_index_body_from_template(mapping_type):
     stored = body["mappings"]["_meta"]["splade_es"]
     assert stored["mapping_type"] == mapping_type and stored["field"] == "terms"
     assert stored["key_encoding"] == "percent-dot-v1"
-    assert template(mapping_type)["mappings"]["properties"]["splade"] == {"type": mapping_type}
+    assert "splade" not in packaged_template("index")["mappings"]["properties"]
 
 
 def test_layout_and_extra_field_errors():

@@ -127,7 +127,7 @@ def ensure_index(
     wanted_all = body["mappings"]["_meta"]
     for key in sorted(set(wanted_all) | set(existing.all_meta)):
         if key != META_KEY and wanted_all.get(key) != existing.all_meta.get(key):
-            problems.append(f"_meta.{key} differs (stored embeddings settings or model)")
+            problems.append(f"_meta.{key} differs (stored embeddings, model or template)")
     if problems:
         raise IndexMismatchError(
             f"Index {name!r} was built differently ({'; '.join(problems)}). Index into a new "

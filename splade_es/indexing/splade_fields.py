@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from splade_es.cluster.admin import ensure_index, resolve_mapping_type
 from splade_es.cluster.connection import Cluster
-from splade_es.cluster.mapping import IndexLayout, index_body, splade_meta
+from splade_es.cluster.mapping import IndexLayout, encoder_meta, index_body
 from splade_es.data.corpus import Document
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.indexing.bulk import FieldBatch
@@ -41,18 +41,6 @@ class SpladeFields:
         )
 
 
-def encoder_meta(encoder: SpladeEncoder, layout: IndexLayout) -> dict[str, Any]:
-    """The ``_meta`` record describing ``encoder`` for an index of ``layout``."""
-    return splade_meta(
-        model=encoder.config.model,
-        fingerprint=encoder.fingerprint(),
-        pooling=encoder.pooling,
-        max_length=encoder.config.document_max_length,
-        pruning=encoder.config.document_pruning.name,
-        layout=layout,
-    )
-
-
 def prepare_index(
     cluster: Cluster,
     encoder: SpladeEncoder,
@@ -62,14 +50,26 @@ def prepare_index(
     replicas: int | None = None,
     extra_properties: Mapping[str, Any] | None = None,
     extra_meta: Mapping[str, Any] | None = None,
+    *,
+    template: Mapping[str, Any] | None = None,
 ) -> tuple[IndexLayout, Literal["created", "exists"]]:
     """Create the SPLADE index for ``encoder`` (or accept an identical existing one).
 
     ``extra_properties``/``extra_meta`` add fields and ``_meta`` blocks (stored token
-    embeddings use them).
+    embeddings use them). ``template`` is a user index template (``load_template``) whose
+    settings, analyzers and fields are kept; ``None`` uses the packaged
+    ``mappings/index.json``. An existing index is accepted on its ``_meta`` alone: a changed
+    template does not alter or reject it.
+
+    Raises:
+        ValueError: the template clashes with a field or ``_meta`` block the package adds.
+        IndexMismatchError: the index exists but was built with another model or layout.
 
     Example:
         >>> layout, state = prepare_index(cluster, encoder, "docs")  # doctest: +SKIP
+        >>> from splade_es.cluster.mapping import load_template
+        >>> mine = load_template(Path("my-index.json"))  # doctest: +SKIP
+        >>> layout, state = prepare_index(cluster, encoder, "v2", template=mine)  # doctest: +SKIP
     """
     layout = IndexLayout(
         mapping_type=resolve_mapping_type(cluster, mapping_type),
@@ -77,6 +77,6 @@ def prepare_index(
         replicas=replicas,
         extra_properties=dict(extra_properties or {}),
     )
-    body = index_body(layout, encoder_meta(encoder, layout), extra_meta)
+    body = index_body(layout, encoder_meta(encoder, layout), extra_meta, template)
     state = ensure_index(cluster, index, body)
     return layout, state
