@@ -14,75 +14,33 @@ Names are imported lazily, so ``import colbert_rerank`` does not load torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from colbert_rerank.exports import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "Codebook": "colbert_rerank.codebook",
-    "fit_codebook": "colbert_rerank.codebook",
-    "Codec": "colbert_rerank.codecs",
-    "CodecError": "colbert_rerank.codecs",
-    "ColbertConfig": "colbert_rerank.encoder",
-    "ColbertEncoder": "colbert_rerank.encoder",
-    "Fusion": "colbert_rerank.fusion",
-    "fuse": "colbert_rerank.fusion",
-    "PackedDocuments": "colbert_rerank.maxsim",
-    "maxsim": "colbert_rerank.maxsim",
-    "RerankConfig": "colbert_rerank.rerank",
-    "RerankError": "colbert_rerank.rerank",
-    "RerankResult": "colbert_rerank.rerank",
-    "Reranker": "colbert_rerank.rerank",
-    "ColbertTrainConfig": "colbert_rerank.training",
-    "train_colbert": "colbert_rerank.training",
-    "Schedule": "colbert_rerank.training_support",
-    "EmbeddingFields": "colbert_rerank.storage",
-    "mget_fetcher": "colbert_rerank.storage",
-}
-
-__all__ = [
-    "Codebook",
-    "Codec",
-    "CodecError",
-    "ColbertConfig",
-    "ColbertEncoder",
-    "ColbertTrainConfig",
-    "EmbeddingFields",
-    "Fusion",
-    "PackedDocuments",
-    "RerankConfig",
-    "RerankError",
-    "RerankResult",
-    "Reranker",
-    "Schedule",
-    "__version__",
-    "fit_codebook",
-    "fuse",
-    "maxsim",
-    "mget_fetcher",
-    "train_colbert",
-]
-
+# The export table, written once: these imports are what the package exports, lazily
+# (see colbert_rerank.exports); the redundant aliases mark re-exports for type checkers.
 if TYPE_CHECKING:
-    from colbert_rerank.codebook import Codebook, fit_codebook
-    from colbert_rerank.codecs import Codec, CodecError
-    from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
-    from colbert_rerank.fusion import Fusion, fuse
-    from colbert_rerank.maxsim import PackedDocuments, maxsim
-    from colbert_rerank.rerank import RerankConfig, Reranker, RerankError, RerankResult
-    from colbert_rerank.storage import EmbeddingFields, mget_fetcher
-    from colbert_rerank.training import ColbertTrainConfig, train_colbert
-    from colbert_rerank.training_support import Schedule
+    from colbert_rerank.codebook import Codebook as Codebook
+    from colbert_rerank.codebook import fit_codebook as fit_codebook
+    from colbert_rerank.codecs import Codec as Codec
+    from colbert_rerank.codecs import CodecError as CodecError
+    from colbert_rerank.encoder import ColbertConfig as ColbertConfig
+    from colbert_rerank.encoder import ColbertEncoder as ColbertEncoder
+    from colbert_rerank.fusion import Fusion as Fusion
+    from colbert_rerank.fusion import fuse as fuse
+    from colbert_rerank.maxsim import PackedDocuments as PackedDocuments
+    from colbert_rerank.maxsim import maxsim as maxsim
+    from colbert_rerank.rerank import RerankConfig as RerankConfig
+    from colbert_rerank.rerank import Reranker as Reranker
+    from colbert_rerank.rerank import RerankError as RerankError
+    from colbert_rerank.rerank import RerankResult as RerankResult
+    from colbert_rerank.storage import EmbeddingFields as EmbeddingFields
+    from colbert_rerank.storage import mget_fetcher as mget_fetcher
+    from colbert_rerank.training import ColbertTrainConfig as ColbertTrainConfig
+    from colbert_rerank.training import train_colbert as train_colbert
+    from colbert_rerank.training_support import Schedule as Schedule
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'colbert_rerank' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    """Lets ``dir()`` and ``pydoc`` see the lazily imported names."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__, also=["__version__"])

@@ -17,6 +17,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+__all__ = [
+    "Codebook",
+    "default_centroids",
+    "fit_codebook",
+]
+
 FORMAT = "colbert_rerank.codebook/1"
 
 

@@ -26,6 +26,17 @@ import numpy.typing as npt
 from colbert_rerank.codebook import Codebook
 from colbert_rerank.projection import Projection
 
+__all__ = [
+    "HEADER_BYTES",
+    "MAX_TOKENS",
+    "Codec",
+    "CodecError",
+    "CodecName",
+    "Header",
+    "payload_bytes",
+    "read_header",
+]
+
 CodecName = Literal["float16", "int8", "residual"]
 MAGIC = b"CR"
 VERSION = 1

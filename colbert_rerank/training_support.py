@@ -14,6 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+__all__ = [
+    "LOG_FILE",
+    "Precision",
+    "Schedule",
+    "as_dataset",
+    "example_rows",
+    "latest_checkpoint",
+    "log_callback",
+    "mixed_precision",
+    "read_log",
+    "run_trainer",
+    "training_arguments",
+]
+
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 LOG_FILE = "training_log.jsonl"
 

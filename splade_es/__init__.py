@@ -17,106 +17,57 @@ Names are imported lazily, so ``import splade_es`` does not load torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from colbert_rerank.exports import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "BulkConfig": "splade_es.indexing.bulk",
-    "BulkFailedError": "splade_es.indexing.bulk",
-    "IndexReport": "splade_es.indexing.bulk",
-    "index_documents": "splade_es.indexing.bulk",
-    "Cluster": "splade_es.cluster.connection",
-    "ClusterConfig": "splade_es.cluster.connection",
-    "ClusterError": "splade_es.cluster.connection",
-    "connect": "splade_es.cluster.connection",
-    "Document": "splade_es.data.corpus",
-    "FieldNames": "splade_es.data.corpus",
-    "Limits": "splade_es.data.corpus",
-    "from_records": "splade_es.data.corpus",
-    "read_corpus": "splade_es.data.corpus",
-    "EncoderConfig": "splade_es.encoding.encoder",
-    "SpladeEncoder": "splade_es.encoding.encoder",
-    "EvalConfig": "splade_es.evaluation.evaluator",
-    "evaluate": "splade_es.evaluation.evaluator",
-    "Pruning": "splade_es.encoding.features",
-    "SparseVector": "splade_es.encoding.features",
-    "swap_alias": "splade_es.cluster.admin",
-    "SpladeFields": "splade_es.indexing.splade_fields",
-    "prepare_index": "splade_es.indexing.splade_fields",
-    "MiningConfig": "splade_es.training.negatives",
-    "mine_negatives": "splade_es.training.negatives",
-    "SpladeTrainConfig": "splade_es.training.splade",
-    "train_splade": "splade_es.training.splade",
-    "Judgements": "splade_es.training.data",
-    "TrainingExample": "splade_es.training.data",
-    "build_examples": "splade_es.training.data",
-    "load_judgements": "splade_es.training.data",
-    "Hit": "splade_es.search.searcher",
-    "SearchConfig": "splade_es.search.searcher",
-    "Searcher": "splade_es.search.searcher",
-}
-
-__all__ = [
-    "BulkConfig",
-    "BulkFailedError",
-    "Cluster",
-    "ClusterConfig",
-    "ClusterError",
-    "Document",
-    "EncoderConfig",
-    "EvalConfig",
-    "FieldNames",
-    "Hit",
-    "IndexReport",
-    "Judgements",
-    "Limits",
-    "MiningConfig",
-    "Pruning",
-    "SearchConfig",
-    "Searcher",
-    "SparseVector",
-    "SpladeEncoder",
-    "SpladeFields",
-    "SpladeTrainConfig",
-    "TrainingExample",
-    "__version__",
-    "build_examples",
-    "connect",
-    "evaluate",
-    "from_records",
-    "index_documents",
-    "load_judgements",
-    "mine_negatives",
-    "prepare_index",
-    "read_corpus",
-    "swap_alias",
-    "train_splade",
-]
-
+# The export table, written once: these imports are what the package exports, lazily
+# (see colbert_rerank.exports); the redundant aliases mark re-exports for type checkers.
 if TYPE_CHECKING:
-    from splade_es.cluster.admin import swap_alias
-    from splade_es.cluster.connection import Cluster, ClusterConfig, ClusterError, connect
-    from splade_es.data.corpus import Document, FieldNames, Limits, from_records, read_corpus
-    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
-    from splade_es.encoding.features import Pruning, SparseVector
-    from splade_es.evaluation.evaluator import EvalConfig, evaluate
-    from splade_es.indexing.bulk import BulkConfig, BulkFailedError, IndexReport, index_documents
-    from splade_es.indexing.splade_fields import SpladeFields, prepare_index
-    from splade_es.search.searcher import Hit, SearchConfig, Searcher
-    from splade_es.training.data import Judgements, TrainingExample, build_examples, load_judgements
-    from splade_es.training.negatives import MiningConfig, mine_negatives
-    from splade_es.training.splade import SpladeTrainConfig, train_splade
+    from splade_es.cluster.admin import swap_alias as swap_alias
+    from splade_es.cluster.connection import Cluster as Cluster
+    from splade_es.cluster.connection import ClusterConfig as ClusterConfig
+    from splade_es.cluster.connection import ClusterError as ClusterError
+    from splade_es.cluster.connection import connect as connect
+    from splade_es.cluster.mapping import load_template as load_template
+    from splade_es.data.corpus import Document as Document
+    from splade_es.data.corpus import FieldNames as FieldNames
+    from splade_es.data.corpus import Limits as Limits
+    from splade_es.data.corpus import from_records as from_records
+    from splade_es.data.corpus import read_corpus as read_corpus
+    from splade_es.encoding.encoder import EncoderConfig as EncoderConfig
+    from splade_es.encoding.encoder import SpladeEncoder as SpladeEncoder
+    from splade_es.encoding.features import Pruning as Pruning
+    from splade_es.encoding.features import SparseVector as SparseVector
+    from splade_es.evaluation.evaluator import EvalConfig as EvalConfig
+    from splade_es.evaluation.evaluator import evaluate as evaluate
+    from splade_es.indexing.build import BuildConfig as BuildConfig
+    from splade_es.indexing.build import BuildResult as BuildResult
+    from splade_es.indexing.build import ColbertIndexing as ColbertIndexing
+    from splade_es.indexing.build import build_index as build_index
+    from splade_es.indexing.bulk import BulkConfig as BulkConfig
+    from splade_es.indexing.bulk import BulkFailedError as BulkFailedError
+    from splade_es.indexing.bulk import IndexReport as IndexReport
+    from splade_es.indexing.bulk import index_documents as index_documents
+    from splade_es.indexing.colbert_fields import ColbertStorage as ColbertStorage
+    from splade_es.indexing.splade_fields import SpladeFields as SpladeFields
+    from splade_es.indexing.splade_fields import prepare_index as prepare_index
+    from splade_es.search.pipeline import Ranking as Ranking
+    from splade_es.search.pipeline import Retrieval as Retrieval
+    from splade_es.search.pipeline import search_then_rerank as search_then_rerank
+    from splade_es.search.rerank import open_reranker as open_reranker
+    from splade_es.search.searcher import Hit as Hit
+    from splade_es.search.searcher import SearchConfig as SearchConfig
+    from splade_es.search.searcher import Searcher as Searcher
+    from splade_es.training.data import Judgements as Judgements
+    from splade_es.training.data import TrainingExample as TrainingExample
+    from splade_es.training.data import build_examples as build_examples
+    from splade_es.training.data import load_judgements as load_judgements
+    from splade_es.training.negatives import MiningConfig as MiningConfig
+    from splade_es.training.negatives import mine_negatives as mine_negatives
+    from splade_es.training.splade import SpladeTrainConfig as SpladeTrainConfig
+    from splade_es.training.splade import train_splade as train_splade
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'splade_es' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    """Lets ``dir()`` and ``pydoc`` see the lazily imported names."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__, also=["__version__"])

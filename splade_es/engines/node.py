@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from splade_es.engines.install import install, locked
 from splade_es.engines.java import find_jdk
+from splade_es.engines.processes import kill_group, link_or_copy, log_tail, pid_runs, spawn
 from splade_es.engines.security import NodeAccess, configure, secured_health
 from splade_es.engines.spec import (
     SECURED_OPENSEARCH_VERSION,
@@ -171,22 +171,7 @@ def read_state(state_file: Path) -> NodeInfo | None:
 
 def is_alive(info: NodeInfo) -> bool:
     """Whether the node's process still runs (and is still that node, not a reused pid)."""
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    cmdline = Path(f"/proc/{info.pid}/cmdline")
-    if cmdline.exists():
-        try:
-            stat = Path(f"/proc/{info.pid}/stat").read_text()
-            if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-                return False
-            return info.work_dir.encode() in cmdline.read_bytes()
-        except OSError:
-            return False
-    return True
+    return pid_runs(info.pid, info.work_dir.encode())
 
 
 def start_node(config: NodeConfig, environ: Mapping[str, str]) -> NodeInfo:
@@ -247,8 +232,48 @@ def _launch(
     work: Path,
     environ: Mapping[str, str],
 ) -> NodeInfo:
+    """Lay out ``work``, start the node from it, and wait until it answers."""
+    node_home, conf, access, user = _prepare(config, home, work, java_home)
+    spare_http, transport_port = free_ports(2)
+    http_port = config.http_port or spare_http
+    command = [
+        str(node_home / "bin" / spec.launcher),
+        *node_settings(
+            spec,
+            http_port=http_port,
+            transport_port=transport_port,
+            data=str(work / "data"),
+            logs=str(work / "logs"),
+        ),
+    ]
+    env = _node_environment(spec, environ, java_home, conf, work / "tmp", config.heap)
+    log_file = work / "console.log"
+    started = time.monotonic()
+    process = spawn(command, cwd=work, env=env, log_file=log_file, user=user)
+    info = NodeInfo(
+        engine=spec.engine,
+        version=spec.version,
+        url=f"{'https' if access else 'http'}://127.0.0.1:{http_port}",
+        pid=process.pid,
+        work_dir=str(work),
+        log_file=str(log_file),
+        java_home=str(java_home),
+        java_feature=java_feature,
+        start_seconds=0.0,
+        ca_certs=str(access.ca_certs) if access else "",
+        username=access.username if access else "",
+        password_file=str(access.password_file) if access else "",
+    )
+    return _await_health(config, process, info, started)
+
+
+def _prepare(
+    config: NodeConfig, home: Path, work: Path, java_home: Path
+) -> tuple[Path, Path, NodeAccess | None, str | None]:
+    """The node's home (links into ``home``), its own config folder, its access (secured
+    nodes) and the user it runs as, with ``data``, ``logs`` and ``tmp`` made in ``work``."""
     node_home = work / "home"
-    shutil.copytree(home, node_home, copy_function=_link_or_copy, symlinks=True)
+    shutil.copytree(home, node_home, copy_function=link_or_copy, symlinks=True)
     conf = work / "config"
     shutil.copytree(home / "config", conf)
     for name in ("data", "logs", "tmp"):
@@ -262,80 +287,62 @@ def _launch(
     if config.secure:
         access = configure(conf, work / "client", home=node_home, java_home=java_home)
     user = _drop_to(config.run_as, work, [conf, work / "data", work / "logs", work / "tmp"])
+    return node_home, conf, access, user
 
-    spare_http, transport_port = free_ports(2)
-    http_port = config.http_port or spare_http
+
+def _node_environment(
+    spec: EngineSpec,
+    environ: Mapping[str, str],
+    java_home: Path,
+    conf: Path,
+    tmp: Path,
+    heap: str,
+) -> dict[str, str]:
+    """The caller's environment without engine or JDK variables, plus the node's own."""
     env = {k: v for k, v in environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
     env.pop("JAVA_HOME", None)
     env.update(
         {
             spec.java_home_env: str(java_home),
             spec.conf_env: str(conf),
-            spec.tmp_env: str(work / "tmp"),
-            spec.java_opts_env: f"-Xms{config.heap} -Xmx{config.heap}",
+            spec.tmp_env: str(tmp),
+            spec.java_opts_env: f"-Xms{heap} -Xmx{heap}",
         }
     )
-    command = [
-        str(node_home / "bin" / spec.launcher),
-        *node_settings(
-            spec,
-            http_port=http_port,
-            transport_port=transport_port,
-            data=str(work / "data"),
-            logs=str(work / "logs"),
-        ),
-    ]
-    log_file = work / "console.log"
-    started = time.monotonic()
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=work,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            user=user,
-            group=_group_of(user) if user else None,
-            extra_groups=[] if user else None,
-        )
-    url = f"{'https' if access else 'http'}://127.0.0.1:{http_port}"
-    info = NodeInfo(
-        engine=spec.engine,
-        version=spec.version,
-        url=url,
-        pid=process.pid,
-        work_dir=str(work),
-        log_file=str(log_file),
-        java_home=str(java_home),
-        java_feature=java_feature,
-        start_seconds=0.0,
-        ca_certs=str(access.ca_certs) if access else "",
-        username=access.username if access else "",
-        password_file=str(access.password_file) if access else "",
-    )
+    return env
+
+
+def _await_health(
+    config: NodeConfig, process: subprocess.Popen[bytes], info: NodeInfo, started: float
+) -> NodeInfo:
+    """Wait for green or yellow health, then record the node in its state file.
+
+    Raises:
+        NodeError: the process exited, or the node did not answer within the timeout (then
+            its process group is killed).
+    """
+    log_file = Path(info.log_file)
     deadline = started + config.startup_timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise NodeError(
-                f"{spec.engine} {spec.version} exited with code {process.returncode} while "
-                f"starting. End of {log_file}:\n{_tail(log_file)}"
+                f"{info.engine} {info.version} exited with code {process.returncode} while "
+                f"starting. End of {log_file}:\n{log_tail(log_file)}"
             )
-        state = health(url, timeout_s=1.0, access=access)
+        state = health(info.url, timeout_s=1.0, access=info.access)
         if state is not None and state.get("status") in ("green", "yellow"):
             info = NodeInfo(**{**asdict(info), "start_seconds": time.monotonic() - started})
             config.state_file.parent.mkdir(parents=True, exist_ok=True)
             temporary = config.state_file.with_suffix(".tmp")
             temporary.write_text(info.to_json())
             os.replace(temporary, config.state_file)
-            logger.info("%s %s is up at %s", spec.engine, spec.version, url)
+            logger.info("%s %s is up at %s", info.engine, info.version, info.url)
             return info
         time.sleep(0.5)
-    tail = _tail(log_file)
-    _kill_group(process.pid)
+    tail = log_tail(log_file)
+    kill_group(process.pid)
     raise NodeError(
-        f"{spec.engine} {spec.version} did not answer at {url} within "
+        f"{info.engine} {info.version} did not answer at {info.url} within "
         f"{config.startup_timeout_s:.0f}s. End of its log:\n{tail}"
     )
 
@@ -351,7 +358,7 @@ def stop_node(state_file: Path, timeout_s: float = 60.0) -> NodeInfo | None:
         if info is None:
             return None
         if is_alive(info):
-            _kill_group(info.pid, timeout_s)
+            kill_group(info.pid, timeout_s)
         _cleanup(info, state_file)
         return info
 
@@ -372,44 +379,6 @@ def _cleanup(info: NodeInfo, state_file: Path) -> None:
         state_file.unlink()
 
 
-def _kill_group(pid: int, timeout_s: float = 60.0) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _gone(pid):
-            break
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    while not _gone(pid) and time.monotonic() < deadline + 10:
-        time.sleep(0.1)
-
-
-def _gone(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return True
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _link_or_copy(source: str, target: str) -> str:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-    return target
-
-
 def _drop_to(run_as: str, work: Path, writable: list[Path]) -> str | None:
     """When root, hand the node's writable folders to ``run_as``; return that user."""
     if os.geteuid() != 0:
@@ -428,18 +397,3 @@ def _drop_to(run_as: str, work: Path, writable: list[Path]) -> str | None:
         for path in [folder, *folder.rglob("*")]:
             os.chown(path, entry.pw_uid, entry.pw_gid)
     return run_as
-
-
-def _group_of(user: str) -> int:
-    import pwd
-
-    return pwd.getpwnam(user).pw_gid
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    relevant = [line for line in text if "ERROR" in line or "Exception" in line]
-    return "\n".join(([*relevant[:5], "..."] if relevant else []) + text[-lines:])

@@ -1,17 +1,27 @@
 """The effect of λ_d, measured: one SPLADE model trained per λ_d, each indexed in the real node
 and evaluated there. Rows: avg terms per document, index size, query latency, nDCG@10.
 
-Rendering (``sweep.json``, ``sweep.md``, ``sweep.png``) is pure; :func:`sweep_row` reads one
-evaluation report.
+:func:`run_sweep` trains and evaluates (the one entry point, called by ``splade-es train
+lambda-sweep``); :func:`sweep_row` reads one evaluation report; rendering (``sweep.json``,
+``sweep.md``, ``sweep.png``) is pure. Importing this module loads neither torch nor a model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from colbert_rerank.training_support import Schedule
+    from splade_es.cluster.connection import Cluster
+    from splade_es.evaluation.evaluator import EvalConfig
+    from splade_es.training.data import Judgements, TrainingExample
 
 COLUMNS = (
     ("lambda_document", "λ_d"),
@@ -23,6 +33,122 @@ COLUMNS = (
     ("recall@100", "R@100"),
     ("train_seconds", "train s"),
 )
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep, and how each model trains.
+
+    Attributes:
+        lambdas: the λ_d values, one SPLADE model each, trained and evaluated in this order.
+        schedule: epochs, batch, learning rate, seed...; its ``output_dir`` is the sweep's
+            folder, and the model of each λ_d trains under ``<output_dir>/lambda-<λ_d>``.
+        model: the start checkpoint of every model (and of the reference row).
+        lambda_query: λ_q, the same for every model.
+        lambda_warmup_steps: steps over which λ grows quadratically from 0.
+        device: ``None`` picks CUDA, then MPS, then CPU.
+        with_start: evaluate the start model first, as a reference row.
+    """
+
+    lambdas: tuple[float, ...]
+    schedule: Schedule
+    model: str = "splade-tiny"
+    lambda_query: float = 1e-3
+    lambda_warmup_steps: int = 100
+    device: str | None = None
+    with_start: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lambdas", tuple(self.lambdas))
+        bad = [v for v in self.lambdas if isinstance(v, bool) or not isinstance(v, int | float)]
+        if bad or any(v < 0 for v in self.lambdas):
+            raise ValueError(
+                f"lambdas={self.lambdas!r}: expected numbers >= 0, e.g. (1e-4, 1e-3, 1e-2)."
+            )
+
+
+def run_sweep(
+    cluster: Cluster,
+    config: SweepConfig,
+    examples: Sequence[TrainingExample],
+    dev: tuple[Judgements, Mapping[str, str]] | None,
+    eval_config: EvalConfig,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train one SPLADE model per λ_d, evaluate each on ``cluster``, return the table rows.
+
+    Args:
+        cluster: the node every model is indexed and evaluated in.
+        config: the λ_d values, the shared schedule, start model, λ_q and warm-up.
+        examples: the training rows (the same for every model).
+        dev: dev judgements and the corpus to rank them in, for the nDCG@10 logged while
+            training, or ``None``.
+        eval_config: the evaluation of each model; it must include the ``splade`` stage.
+        on_row: called with each row as soon as it is finished (the start model's first),
+            e.g. to print progress.
+
+    Returns:
+        One :func:`sweep_row` per model: the start model (``lambda_document`` ``None``) when
+        ``config.with_start``, then one per λ_d, in order.
+
+    Raises:
+        ValueError: ``eval_config`` has no ``splade`` stage (checked before any training).
+
+    Example:
+        >>> config = SweepConfig((1e-4, 1e-2), Schedule(Path("sweep")))  # doctest: +SKIP
+        >>> rows = run_sweep(cluster, config, examples, None, EvalConfig(Path("scifact")))
+        >>> write(rows, Path("sweep"), "scifact")
+    """
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.evaluation.evaluator import evaluate
+
+    if "splade" not in eval_config.stages:
+        raise ValueError(
+            f"stages={eval_config.stages!r}: the sweep reads the splade stage of each "
+            "evaluation; add 'splade' to the EvalConfig stages."
+        )
+    rows: list[dict[str, Any]] = []
+
+    def finished(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    if config.with_start:
+        encoder = SpladeEncoder(EncoderConfig(model=config.model, device=config.device))
+        report = evaluate(cluster, encoder, eval_config)
+        finished(sweep_row(f"{config.model} (start)", None, report, None))
+    for value in config.lambdas:
+        final, seconds = _train(config, value, examples, dev)
+        encoder = SpladeEncoder(EncoderConfig(model=str(final), device=config.device))
+        report = evaluate(cluster, encoder, eval_config)
+        finished(sweep_row(f"λ_d={value:g}", value, report, seconds))
+    return rows
+
+
+def _train(
+    config: SweepConfig,
+    lambda_document: float,
+    examples: Sequence[TrainingExample],
+    dev: tuple[Judgements, Mapping[str, str]] | None,
+) -> tuple[Path, float]:
+    """Train the model of one λ_d; return its final folder and the training time in seconds."""
+    from splade_es.training.splade import SpladeTrainConfig, train_splade
+
+    schedule = config.schedule
+    train_config = SpladeTrainConfig(
+        schedule=dataclasses.replace(
+            schedule, output_dir=schedule.output_dir / f"lambda-{lambda_document:g}"
+        ),
+        model=config.model,
+        lambda_query=config.lambda_query,
+        lambda_document=lambda_document,
+        lambda_warmup_steps=config.lambda_warmup_steps,
+        device=config.device,
+    )
+    started = time.perf_counter()
+    final = train_splade(train_config, examples, None, dev)
+    return final, time.perf_counter() - started
 
 
 def sweep_row(
@@ -47,6 +173,7 @@ def sweep_row(
 
 
 def markdown(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
+    """The rows as a Markdown table under ``caption`` (``-`` for a missing value)."""
     lines = [caption, "", "| model | " + " | ".join(h for _, h in COLUMNS) + " |"]
     lines.append("|---|" + "---|" * len(COLUMNS))
     for row in rows:
@@ -103,6 +230,7 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
 
 
 def write(rows: Sequence[Mapping[str, Any]], out: Path, caption: str) -> list[Path]:
+    """Write ``sweep.json``, ``sweep.md`` and ``sweep.png`` into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "sweep.json", out / "sweep.md", out / "sweep.png"]
     paths[0].write_text(json.dumps({"caption": caption, "rows": list(rows)}, indent=2) + "\n")
