@@ -37,7 +37,7 @@ from splade_es.data.beir import load_qrels, load_queries
 from splade_es.data.corpus import Document, read_beir
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.evaluation.metrics import retrieval_metrics
-from splade_es.indexing.colbert_fields import open_reranker
+from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import SearchConfig, Searcher
 
 

@@ -28,14 +28,14 @@ from typing import Any
 
 import torch
 
-from splade_es.cluster.admin import index_stats
 from splade_es.cluster.connection import ClusterConfig, connect
 from splade_es.data.beir import load_qrels, load_queries
 from splade_es.data.corpus import Document, read_beir
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.engines import NodeConfig, start_node, stop_node
-from splade_es.indexing.bulk import BulkConfig, index_documents
-from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.indexing.build import BuildConfig, build_index
+from splade_es.indexing.bulk import BulkConfig
+from splade_es.indexing.splade_fields import SpladeFields
 from splade_es.search.searcher import SearchConfig, Searcher
 
 
@@ -107,14 +107,16 @@ def bench_pipeline(
         fields.encode(documents[start : start + 64])
     encode_only = time.perf_counter() - started
     index = f"bench-pipeline-{int(time.time())}"
-    layout, _ = prepare_index(cluster, encoder, index)
     ours_before, busy_before = cpu_seconds()
-    report = index_documents(
-        cluster, documents, [fields], BulkConfig(index=index, progress=False, refresh=True)
+    built = build_index(
+        cluster, documents, encoder, BuildConfig(BulkConfig(index=index, progress=False))
     )
     ours_after, busy_after = cpu_seconds()
     others = (busy_after - busy_before) - (ours_after - ours_before)
-    count, size = index_stats(cluster, index)
+    report, layout = built.report, built.prepared.layout
+    if report is None:
+        raise RuntimeError(f"{index} was reused, not written: the benchmark needs a new index")
+    count, size = built.documents, built.size_bytes
     cluster.request("DELETE", f"/{index}")  # created by this benchmark
     return {
         "docs": len(documents),

@@ -39,21 +39,15 @@ from load_generator import (
 )
 
 from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
-from splade_es.cluster.admin import get_index, index_stats
 from splade_es.cluster.connection import Cluster, ClusterConfig, connect
 from splade_es.data.beir import load_queries
 from splade_es.data.corpus import Document, Rejected, from_records, read_beir
 from splade_es.data.stdlib_corpus import stdlib_corpus
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.engines import NodeConfig, start_node, stop_node
-from splade_es.indexing.bulk import BulkConfig, index_documents
-from splade_es.indexing.colbert_fields import (
-    ColbertStorage,
-    open_reranker,
-    peek,
-    prepare_embeddings,
-)
-from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
+from splade_es.indexing.bulk import BulkConfig
+from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import SearchConfig, Searcher
 
 STDLIB_QUERIES = (
@@ -96,24 +90,14 @@ def ensure_index(
     colbert: ColbertEncoder,
 ) -> str:
     """Index ``documents`` with SPLADE + ColBERT fields unless ``index`` already holds them."""
-    info = get_index(cluster, index)
     wanted = sum(isinstance(d, Document) for d in documents)
-    if info is not None and info.meta and index_stats(cluster, index)[0] == wanted:
-        return f"reused {index} ({wanted} documents)"
-    if info is not None:
-        raise SystemExit(
-            f"Index {index!r} exists with other contents: pass another --index or delete it."
-        )
-    sample, stream = peek(documents, ColbertStorage().sample_documents)
-    fields, properties, meta = prepare_embeddings(cluster, index, colbert, ColbertStorage(), sample)
-    prepare_index(cluster, splade, index, extra_properties=properties, extra_meta=meta)
-    report = index_documents(
-        cluster,
-        stream,
-        [SpladeFields(splade), fields],
-        BulkConfig(index=index, progress=False),
-        total=len(documents),
+    config = BuildConfig(BulkConfig(index=index, progress=False), expected_documents=wanted)
+    result = build_index(
+        cluster, documents, splade, config, ColbertIndexing(colbert), total=len(documents)
     )
+    if result.report is None:
+        return f"reused {index} ({wanted} documents)"
+    report = result.report
     return f"indexed {report.indexed} documents into {index} in {report.seconds:.0f} s"
 
 

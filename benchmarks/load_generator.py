@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from splade_es.search.pipeline import Retrieval, search_then_rerank
+
 if TYPE_CHECKING:
     from colbert_rerank.rerank import Reranker
     from splade_es.search.searcher import Searcher
@@ -265,17 +267,17 @@ def search_rerank_request(searcher: Searcher, reranker: Reranker, k: int, depth:
     if k < 1 or depth < 1:
         raise ValueError(f"k={k!r}, depth={depth!r}: expected positive integers.")
 
+    retrieval = Retrieval(k=k, rerank_k=depth)
+
     def request(query: str) -> Response:
-        started = time.perf_counter()
-        hits = searcher.search(query, depth)
-        searched = time.perf_counter()
-        result = reranker.rerank(query, [hit.as_dict() for hit in hits])
-        done = time.perf_counter()
-        top = result.hits[:k]
+        ranking = search_then_rerank(searcher, query, retrieval, reranker)
+        stats = ranking.rerank
+        rerank_ms = 0.0 if stats is None else stats.encode_ms + stats.fetch_ms
+        rerank_ms += 0.0 if stats is None else stats.decode_ms + stats.maxsim_ms
         return Response(
-            tuple(str(h["_id"]) for h in top),
-            tuple(float(h["_score"]) for h in top),
-            {"search": (searched - started) * 1000, "rerank": (done - searched) * 1000},
+            tuple(hit.id for hit in ranking.hits),
+            tuple(hit.score for hit in ranking.hits),
+            {"search": ranking.search_ms, "rerank": rerank_ms},
         )
 
     return request

@@ -12,27 +12,22 @@ from corpus_fixture import DOCS
 from colbert_rerank.maxsim import maxsim_reference
 from colbert_rerank.rerank import RerankConfig, RerankError
 from splade_es.cluster.admin import IndexMismatchError
+from splade_es.cluster.companion import codebook_index_name
 from splade_es.data.corpus import from_records
-from splade_es.indexing.bulk import BulkConfig, index_documents
-from splade_es.indexing.colbert_fields import (
-    ColbertStorage,
-    codebook_index_name,
-    open_reranker,
-    peek,
-    prepare_embeddings,
-)
-from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
+from splade_es.indexing.bulk import BulkConfig
+from splade_es.indexing.colbert_fields import ColbertStorage
+from splade_es.indexing.splade_fields import prepare_index
+from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import SearchConfig, Searcher
 
 
 def build(cluster, splade, colbert, name, storage):
-    sample, documents = peek(from_records(DOCS), storage.sample_documents)
-    fields, properties, meta = prepare_embeddings(cluster, name, colbert, storage, sample)
-    prepare_index(cluster, splade, name, extra_properties=properties, extra_meta=meta)
-    report = index_documents(
-        cluster, documents, [SpladeFields(splade), fields], BulkConfig(index=name, progress=False)
+    config = BuildConfig(BulkConfig(index=name, progress=False))
+    result = build_index(
+        cluster, from_records(DOCS), splade, config, ColbertIndexing(colbert, storage)
     )
-    return report, fields.codec
+    return result.report, result.prepared.embeddings.codec
 
 
 @pytest.mark.parametrize(

@@ -25,14 +25,10 @@ from load_generator import (
 )
 
 from splade_es.data.corpus import from_records
-from splade_es.indexing.bulk import BulkConfig, index_documents
-from splade_es.indexing.colbert_fields import (
-    ColbertStorage,
-    open_reranker,
-    peek,
-    prepare_embeddings,
-)
-from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
+from splade_es.indexing.bulk import BulkConfig
+from splade_es.indexing.colbert_fields import ColbertStorage
+from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import SearchConfig, Searcher
 
 pytestmark = pytest.mark.load
@@ -145,22 +141,20 @@ def test_shared_encoders_keep_single_threaded_answers_when_queries_and_documents
     assert wrong == []
 
 
-def build_index(cluster, splade, colbert, name):
+def build(cluster, splade, colbert, name):
     storage = ColbertStorage(codec="residual", bits=2, centroids=32)
-    sample_docs, documents = peek(from_records(DOCS), storage.sample_documents)
-    fields, properties, meta = prepare_embeddings(cluster, name, colbert, storage, sample_docs)
-    prepare_index(cluster, splade, name, extra_properties=properties, extra_meta=meta)
-    report = index_documents(
-        cluster, documents, [SpladeFields(splade), fields], BulkConfig(index=name, progress=False)
+    config = BuildConfig(BulkConfig(index=name, progress=False))
+    result = build_index(
+        cluster, from_records(DOCS), splade, config, ColbertIndexing(colbert, storage)
     )
-    assert report.indexed == len(DOCS)
+    assert result.report.indexed == len(DOCS)
 
 
 def test_concurrent_search_and_rerank_match_the_single_threaded_answers(
     cluster, splade_encoder, colbert_encoder, index_names
 ):
     index = index_names(cluster)
-    build_index(cluster, splade_encoder, colbert_encoder, index)
+    build(cluster, splade_encoder, colbert_encoder, index)
     searcher = Searcher(cluster, splade_encoder, SearchConfig(index=index, include_embeddings=True))
     reranker = open_reranker(cluster, index, colbert_encoder)
     request = search_rerank_request(searcher, reranker, k=5, depth=len(DOCS))

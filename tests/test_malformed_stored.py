@@ -14,14 +14,11 @@ from colbert_rerank.codecs import Codec
 from colbert_rerank.rerank import RerankConfig, RerankError
 from splade_es.cli import cli
 from splade_es.data.corpus import Document, from_records
-from splade_es.indexing.bulk import BulkConfig, index_documents
-from splade_es.indexing.colbert_fields import (
-    ColbertStorage,
-    open_reranker,
-    peek,
-    prepare_embeddings,
-)
-from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
+from splade_es.indexing.bulk import BulkConfig
+from splade_es.indexing.colbert_fields import ColbertStorage
+from splade_es.indexing.splade_fields import SpladeFields
+from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import SearchConfig, Searcher
 
 pytestmark = pytest.mark.fuzz
@@ -53,15 +50,15 @@ def test_corrupt_embeddings_written_by_someone_else_are_reported_per_hit(
 ):
     index = index_names(cluster)
     storage = ColbertStorage(codec="float16")
-    sample, documents = peek(from_records(DOCS), storage.sample_documents)
-    fields, properties, meta = prepare_embeddings(cluster, index, colbert_encoder, storage, sample)
-    prepare_index(cluster, splade_encoder, index, extra_properties=properties, extra_meta=meta)
-    index_documents(
+    config = BuildConfig(BulkConfig(index=index, progress=False))
+    built = build_index(
         cluster,
-        documents,
-        [SpladeFields(splade_encoder), fields],
-        BulkConfig(index=index, progress=False),
+        from_records(DOCS),
+        splade_encoder,
+        config,
+        ColbertIndexing(colbert_encoder, storage),
     )
+    fields = built.prepared.embeddings
     # Documents written directly with the client, as another tool would: the SPLADE terms
     # are right (so that search finds them), the stored embeddings are not.
     splade = SpladeFields(splade_encoder).encode([Document("x", COFFEE)]).fields[0]
@@ -111,13 +108,8 @@ def test_splade_keys_written_by_someone_else_are_shown_raw_and_flagged(
     cluster, splade_encoder, index_names
 ):
     index = index_names(cluster)
-    prepare_index(cluster, splade_encoder, index)
-    index_documents(
-        cluster,
-        from_records(DOCS),
-        [SpladeFields(splade_encoder)],
-        BulkConfig(index=index, progress=False),
-    )
+    config = BuildConfig(BulkConfig(index=index, progress=False))
+    build_index(cluster, from_records(DOCS), splade_encoder, config)
     features = SpladeFields(splade_encoder).encode([Document("x", COFFEE)]).fields[0]["splade"]
     foreign = {"NOT-A-TOKEN": 1.5, "u%2es": 0.5, "%zz": 2.0, "espresso%": 0.25}
     cluster.request(

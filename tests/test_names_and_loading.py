@@ -301,7 +301,7 @@ def test_no_library_code_deletes_an_index():
         ("splade_es/cluster/capabilities.py", "f'/{index}'"),
         ("splade_es/search/searcher.py", "'/_search/scroll'"),
     ]
-    source = (ROOT / "splade_es" / "capabilities.py").read_text()
+    source = (ROOT / "splade_es" / "cluster" / "capabilities.py").read_text()
     assert "if index in created:\n                _delete_created(cluster, index)" in source
 
 

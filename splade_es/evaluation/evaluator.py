@@ -11,35 +11,27 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.rerank import RerankConfig, Reranker
 from splade_es import __version__
-from splade_es.cluster.admin import (
-    check_index_name,
-    index_stats,
-    resolve_mapping_type,
-)
+from splade_es.cluster.admin import resolve_mapping_type
 from splade_es.cluster.connection import Cluster
+from splade_es.cluster.names import check_index_name
 from splade_es.data.beir import load_qrels, load_queries
 from splade_es.data.corpus import Document, Limits, Rejected, read_beir
 from splade_es.encoding.encoder import SpladeEncoder
-from splade_es.encoding.features import SparseVector, lucene_stored
-from splade_es.evaluation.metrics import (
-    percentiles_ms,
-    retrieval_metrics,
-    same_top_k,
-    subset_queries,
-)
-from splade_es.indexing.bulk import BulkConfig, index_documents
-from splade_es.indexing.colbert_fields import ColbertStorage, open_reranker, prepare_embeddings
-from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.evaluation.metrics import percentiles_ms, retrieval_metrics, subset_queries
+from splade_es.evaluation.parity import exact_parity
+from splade_es.indexing.build import BuildConfig, BuildResult, ColbertIndexing, build_index
+from splade_es.indexing.bulk import BulkConfig
+from splade_es.indexing.colbert_fields import ColbertStorage
+from splade_es.search.pipeline import Mode, Retrieval, search_then_rerank
+from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import Hit, SearchConfig, Searcher
 
 logger = logging.getLogger(__name__)
@@ -105,10 +97,58 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the evaluation and return the ``report.json`` content.
 
-    ``colbert`` is required for the ``+colbert`` stages.
+    The index is built with :func:`~splade_es.indexing.build.build_index` (a complete one is
+    reused) and every stage runs through
+    :func:`~splade_es.search.pipeline.search_then_rerank`. ``colbert`` is required for the
+    ``+colbert`` stages.
     """
     if config.reranks and colbert is None:
         raise ValueError("The +colbert stages need a ColBERT encoder (--colbert-model).")
+    queries, qrels = _judged_queries(config)
+    documents = _select_documents(config, qrels)
+    mapping_type = resolve_mapping_type(cluster, config.mapping_type)  # type: ignore[arg-type]
+    index = config.index or _default_index(
+        config, mapping_type, _model_tag(encoder, colbert, config)
+    )
+    built = _build(cluster, encoder, config, colbert if config.reranks else None, index, documents)
+    searcher = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[]))
+    result = _header(cluster, encoder, config, built, mapping_type)
+    # Counted on what the index stores, so a reused index reports it too.
+    result["indexing"]["avg_terms_per_doc"] = round(searcher.average_stored_terms(), 1)
+    reranker = None
+    if config.reranks and colbert is not None:
+        result["colbert_model"] = colbert.config.model
+        result["colbert_codec"] = config.storage.codec
+        reranker = open_reranker(cluster, index, colbert, RerankConfig(field=config.storage.field))
+    runs: dict[str, dict[str, dict[str, float]]] = {}
+    for stage in config.stages:
+        timings: dict[str, Any] = {}
+        search = _stage_search(stage, searcher, reranker, config, timings)
+        run, latencies = _run_stage(stage, search, queries, config.progress)
+        runs[stage] = run
+        result["stages"][stage] = {
+            **retrieval_metrics(qrels, run),
+            **percentiles_ms(latencies),
+            "num_queries": len(run),
+            **_summarise(timings),
+        }
+    if config.check_exact:
+        engine_run = (
+            runs.get("splade")
+            or _run_stage(
+                "splade",
+                _stage_search("splade", searcher, None, config, {}),
+                queries,
+                config.progress,
+            )[0]
+        )
+        result["parity"] = exact_parity(encoder, documents, queries, qrels, engine_run)
+    return result
+
+
+def _judged_queries(config: EvalConfig) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The judged queries (those with a positive judgement, at most ``max_queries``) and
+    their judgements."""
     qrels_all = load_qrels(config.dataset, config.split)
     query_ids = subset_queries(
         {q: d for q, d in qrels_all.items() if any(v > 0 for v in d.values())}, config.max_queries
@@ -120,10 +160,11 @@ def evaluate(
             f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[:3]}): "
             "the qrels and queries files do not belong together."
         )
-    qrels = {q: qrels_all[q] for q in query_ids}
-    documents = _select_documents(config, qrels)
+    return queries, {q: qrels_all[q] for q in query_ids}
 
-    mapping_type = resolve_mapping_type(cluster, config.mapping_type)  # type: ignore[arg-type]
+
+def _model_tag(encoder: SpladeEncoder, colbert: ColbertEncoder | None, config: EvalConfig) -> str:
+    """A short tag of the models and storage, so that another setup gets another index."""
     tag = encoder.fingerprint()["weights_sha256"][:8]
     if config.reranks and colbert is not None:
         tag += f"-{colbert.fingerprint()['weights_sha256'][:6]}-{config.storage.codec}"
@@ -131,122 +172,82 @@ def evaluate(
             tag += f"{config.storage.bits}"
         if config.storage.dim is not None:
             tag += f"-d{config.storage.dim}"
-    index = config.index or _default_index(config, mapping_type, tag)
-    check_index_name(index)
-    representations: list[Any] = [SpladeFields(encoder)]
-    extra_properties: dict[str, Any] = {}
-    extra_meta: dict[str, Any] = {}
-    if config.reranks and colbert is not None:
-        fields, extra_properties, extra_meta = prepare_embeddings(
-            cluster, index, colbert, config.storage, documents[: config.storage.sample_documents]
-        )
-        representations.append(fields)
-    prepare_index(
-        cluster,
-        encoder,
-        index,
-        mapping_type,
-        extra_properties=extra_properties,
-        extra_meta=extra_meta,
+    return tag
+
+
+def _build(
+    cluster: Cluster,
+    encoder: SpladeEncoder,
+    config: EvalConfig,
+    colbert: ColbertEncoder | None,
+    index: str,
+    documents: list[Document],
+) -> BuildResult:
+    """The evaluation index, built (or reused when it already holds every document)."""
+    build = BuildConfig(
+        BulkConfig(index=check_index_name(index), progress=config.progress),
+        mapping_type=config.mapping_type,  # type: ignore[arg-type]
+        expected_documents=len(documents),
     )
-    count, _ = index_stats(cluster, index)
-    indexing: dict[str, Any] = {"reused": count == len(documents)}
-    if count != len(documents):
-        report = index_documents(
-            cluster,
-            documents,
-            representations,
-            BulkConfig(index=index, progress=config.progress),
-            total=len(documents),
-        )
-        indexing.update(
-            {
-                "seconds": round(report.seconds, 2),
-                "docs_per_second": round(report.docs_per_second, 2),
-            }
-        )
+    storage = ColbertIndexing(colbert, config.storage) if colbert is not None else None
+    return build_index(cluster, documents, encoder, build, storage, total=len(documents))
+
+
+def _header(
+    cluster: Cluster,
+    encoder: SpladeEncoder,
+    config: EvalConfig,
+    built: BuildResult,
+    mapping_type: str,
+) -> dict[str, Any]:
+    """The report's facts about the run and the index; ``stages`` still empty."""
+    indexing: dict[str, Any] = {"reused": built.reused}
+    report = built.report
+    if report is not None:
+        indexing["seconds"] = round(report.seconds, 2)
+        indexing["docs_per_second"] = round(report.docs_per_second, 2)
         if report.counters.get("colbert_tokens"):
             indexing["colbert_bytes_per_token"] = round(
                 report.counters["colbert_bytes"] / report.counters["colbert_tokens"], 2
             )
-    docs, size = index_stats(cluster, index)
-    searcher = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[]))
-    # Counted on what the index stores, so a reused index reports it too.
-    indexing["avg_terms_per_doc"] = round(searcher.average_stored_terms(), 1)
-    result: dict[str, Any] = {
+    return {
         "dataset": config.dataset.name,
         "split": config.split,
         "engine": cluster.engine,
         "engine_version": cluster.version,
         "mapping_type": mapping_type,
-        "index": index,
-        "index_docs": docs,
-        "index_size_bytes": size,
+        "index": built.prepared.index,
+        "index_docs": built.documents,
+        "index_size_bytes": built.size_bytes,
         "model": encoder.config.model,
         "package_version": __version__,
         "indexing": indexing,
         "stages": {},
     }
-    reranker = None
-    if config.reranks and colbert is not None:
-        result["colbert_model"] = colbert.config.model
-        result["colbert_codec"] = config.storage.codec
-        field_name = config.storage.field
-        embedded = Searcher(
-            cluster, encoder, SearchConfig(index=index, source_includes=[field_name])
-        )
-        reranker = open_reranker(cluster, index, colbert, RerankConfig(field=field_name))
-    runs: dict[str, dict[str, dict[str, float]]] = {}
-    for stage in config.stages:
-        extra: dict[str, Any] = {}
-        if stage.endswith("+colbert") and reranker is not None:
-            first = embedded.search if stage.startswith("splade") else embedded.bm25
-            search = _reranked(first, reranker, config.rerank_k, extra)
-        elif stage == "bm25":
-            search = _plain(searcher.bm25, config.depth)
-        else:
-            search = _plain(searcher.search, config.depth)
-        run, latencies = _run_stage(stage, search, queries, config.progress)
-        runs[stage] = run
-        result["stages"][stage] = {
-            **retrieval_metrics(qrels, run),
-            **percentiles_ms(latencies),
-            "num_queries": len(run),
-            **_summarise(extra),
-        }
-    if config.check_exact:
-        engine_run = (
-            runs.get("splade")
-            or _run_stage(
-                "splade", _plain(searcher.search, config.depth), queries, config.progress
-            )[0]
-        )
-        result["parity"] = exact_parity(encoder, documents, queries, qrels, engine_run)
-    return result
 
 
-def _plain(search: Callable[[str, int], list[Hit]], depth: int) -> Callable[[str], list[Hit]]:
-    return lambda text: search(text, depth)
-
-
-def _reranked(
-    first: Callable[[str, int], list[Hit]],
-    reranker: Reranker,
-    rerank_k: int,
+def _stage_search(
+    stage: str,
+    searcher: Searcher,
+    reranker: Reranker | None,
+    config: EvalConfig,
     timings: dict[str, Any],
 ) -> Callable[[str], list[Hit]]:
-    timings.update({"rerank_k": rerank_k, "encode_ms": [], "rerank_ms": []})
+    """One stage as a function of the query text (reranking stages record their timings)."""
+    mode: Mode = "bm25" if stage.startswith("bm25") else "splade"
+    if not stage.endswith("+colbert") or reranker is None:
+        plain = Retrieval(k=config.depth, mode=mode)
+        return lambda text: search_then_rerank(searcher, text, plain).hits
+    retrieval = Retrieval(k=config.rerank_k, mode=mode, rerank_k=config.rerank_k)
+    timings.update({"rerank_k": config.rerank_k, "encode_ms": [], "rerank_ms": []})
 
     def run(text: str) -> list[Hit]:
-        hits = first(text, rerank_k)
-        result = reranker.rerank(text, [h.as_dict() for h in hits])
-        stats = result.stats
-        timings["encode_ms"].append(stats.encode_ms)
-        timings["rerank_ms"].append(stats.fetch_ms + stats.decode_ms + stats.maxsim_ms)
-        return [
-            Hit(h["_id"], float(h["_score"]), rank, {}, h["_index"])
-            for rank, h in enumerate(result.hits, start=1)
-        ]
+        ranking = search_then_rerank(searcher, text, retrieval, reranker)
+        stats = ranking.rerank
+        if stats is not None:
+            timings["encode_ms"].append(stats.encode_ms)
+            timings["rerank_ms"].append(stats.fetch_ms + stats.decode_ms + stats.maxsim_ms)
+        return ranking.hits
 
     return run
 
@@ -310,65 +311,3 @@ def _run_stage(
         latencies.append((time.perf_counter() - started) * 1000)
         run[query_id] = {hit.id: hit.score for hit in hits}
     return run, latencies
-
-
-def exact_scores(queries: Sequence[SparseVector], documents: Sequence[SparseVector]) -> np.ndarray:
-    """``[queries, documents]`` dot products in float64, through in-memory posting lists."""
-    lengths = np.fromiter((len(v) for v in documents), dtype=np.int64, count=len(documents))
-    terms = np.concatenate([v.ids for v in documents]) if documents else np.zeros(0, np.int64)
-    weights = (
-        np.concatenate([v.weights for v in documents]).astype(np.float64)
-        if documents
-        else np.zeros(0)
-    )
-    owners = np.repeat(np.arange(len(documents)), lengths)
-    order = np.argsort(terms, kind="stable")
-    terms, weights, owners = terms[order], weights[order], owners[order]
-    scores = np.zeros((len(queries), len(documents)), dtype=np.float64)
-    for row, query in enumerate(queries):
-        starts = np.searchsorted(terms, query.ids, side="left")
-        ends = np.searchsorted(terms, query.ids, side="right")
-        for start, end, weight in zip(starts, ends, query.weights, strict=True):
-            np.add.at(scores[row], owners[start:end], float(weight) * weights[start:end])
-    return scores
-
-
-def exact_parity(
-    encoder: SpladeEncoder,
-    documents: Sequence[Document],
-    queries: Mapping[str, str],
-    qrels: Mapping[str, Mapping[str, int]],
-    engine_run: Mapping[str, Mapping[str, float]],
-    depth: int = 100,
-) -> dict[str, Any]:
-    """Compare the engine's SPLADE ranking with the exact in-memory one (same model)."""
-    doc_vectors: list[SparseVector] = []
-    for start in range(0, len(documents), 256):
-        batch = documents[start : start + 256]
-        doc_vectors.extend(encoder.encode_documents([d.encoded_text for d in batch]).vectors)
-    stored = [SparseVector(v.ids, lucene_stored(v.weights)) for v in doc_vectors]
-    query_ids = list(queries)
-    query_vectors = encoder.encode_queries([queries[q] for q in query_ids]).vectors
-    ids = [d.id for d in documents]
-    out: dict[str, Any] = {}
-    for label, vectors in (("exact", doc_vectors), ("stored_precision", stored)):
-        scores = exact_scores(query_vectors, vectors)
-        run = {}
-        for row, query_id in enumerate(query_ids):
-            top = np.argsort(-scores[row], kind="stable")[:depth]
-            run[query_id] = {ids[i]: float(scores[row, i]) for i in top if scores[row, i] > 0}
-        identical = sum(same_top_k(engine_run.get(q, {}), run[q]) for q in query_ids)
-        out[label] = {
-            "ndcg@10": retrieval_metrics(qrels, run)["ndcg@10"],
-            "top10_identical_fraction": identical / len(query_ids),
-        }
-    return {
-        "top10_identical_fraction": out["exact"]["top10_identical_fraction"],
-        "ndcg@10_engine": retrieval_metrics(qrels, engine_run)["ndcg@10"],
-        "ndcg@10_exact": out["exact"]["ndcg@10"],
-        "top10_identical_fraction_stored_precision": out["stored_precision"][
-            "top10_identical_fraction"
-        ],
-        "ndcg@10_stored_precision": out["stored_precision"]["ndcg@10"],
-        "num_queries": len(query_ids),
-    }

@@ -1,4 +1,4 @@
-"""ColBERT token embeddings in a splade-es index: codebook, mapping, and the reranker to read it.
+"""ColBERT token embeddings as a field of the bulk pipeline: the codec fitted, the mapping.
 
 The index gets a ``binary`` field with each document's encoded token embeddings, written by
 the same bulk pipeline in the same pass as the SPLADE terms, and a ``_meta.colbert_rerank``
@@ -10,31 +10,20 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from colbert_rerank.codebook import Codebook, fit_codebook
+from colbert_rerank.codebook import fit_codebook
 from colbert_rerank.codecs import Codec, CodecName
 from colbert_rerank.encoder import ColbertEncoder
-from colbert_rerank.projection import Projection, fit_projection
-from colbert_rerank.rerank import RerankConfig, Reranker
-from colbert_rerank.storage import (
-    CODEBOOK_ID,
-    META_KEY,
-    EmbeddingFields,
-    check_encoder,
-    codebook_document,
-    codebook_from_document,
-    codec_for,
-    index_meta,
-    mapping_properties,
-    mget_fetcher,
-)
-from splade_es.cluster.admin import check_index_name, get_index
-from splade_es.cluster.connection import Cluster, ClusterError
+from colbert_rerank.projection import fit_projection
+from colbert_rerank.storage import META_KEY, EmbeddingFields, index_meta, mapping_properties
+from splade_es.cluster.companion import codebook_index_name, existing_fit, store_fit
+from splade_es.cluster.connection import Cluster
+from splade_es.cluster.names import check_index_name
 from splade_es.data.corpus import Document, Rejected
 
 logger = logging.getLogger(__name__)
@@ -74,13 +63,9 @@ class ColbertStorage:
             raise ValueError(f"dim={self.dim!r}: expected a positive integer or None.")
 
     @property
-    def fitted(self) -> bool:
+    def needs_fit(self) -> bool:
         """Whether a sample must be encoded first (residual codebook or projection)."""
         return self.codec == "residual" or self.dim is not None
-
-
-def codebook_index_name(index: str) -> str:
-    return f"{index}-colbert-codebook"
 
 
 def peek(
@@ -114,8 +99,8 @@ def prepare_embeddings(
     """
     check_index_name(index)
     book_index = codebook_index_name(index)
-    codebook, projection = _existing_fit(cluster, index)
-    if storage.fitted and codebook is None and projection is None:
+    codebook, projection = existing_fit(cluster, index)
+    if storage.needs_fit and codebook is None and projection is None:
         if not sample:
             raise ValueError("No valid document to fit the ColBERT codebook/projection on.")
         vectors = encoder.encode_documents([d.encoded_text for d in sample]).embeddings
@@ -134,109 +119,10 @@ def prepare_embeddings(
                 stacked.shape[0],
             )
         if codebook is not None or projection is not None:
-            _store_fit(cluster, book_index, codebook, projection)
+            store_fit(cluster, book_index, codebook, projection)
     dim = projection.output_dim if projection is not None else encoder.dim
     codec = Codec(storage.codec, dim, codebook, projection)
     fields = EmbeddingFields(encoder, codec, storage.field)
     fitted = codebook is not None or projection is not None
     meta = index_meta(encoder, codec, storage.field, book_index if fitted else None)
     return fields, mapping_properties(storage.field), {META_KEY: meta}
-
-
-def open_reranker(
-    cluster: Cluster,
-    index: str,
-    encoder: ColbertEncoder,
-    config: RerankConfig | None = None,
-    allow_model_mismatch: bool = False,
-) -> Reranker:
-    """A reranker for ``index``: its codec and codebook, checked against ``encoder``.
-
-    Raises:
-        ValueError: the index has no stored embeddings, or another model wrote them.
-    """
-    info = get_index(cluster, index)
-    if info is None:
-        raise ValueError(f"Index {index!r} does not exist.")
-    meta = info.all_meta.get(META_KEY)
-    if not meta:
-        raise ValueError(
-            f"Index {index!r} has no stored ColBERT embeddings (_meta.{META_KEY}): index it with "
-            "'splade-es index --colbert'."
-        )
-    problems = check_encoder(meta, encoder)
-    if problems and not allow_model_mismatch:
-        raise ValueError(
-            f"Index {index!r} stores embeddings of model {meta.get('model')!r}, not "
-            f"{encoder.config.model!r} ({'; '.join(problems)}): rerank with the model that "
-            "built the index."
-        )
-    codebook = projection = None
-    if meta.get("codebook_index"):
-        codebook, projection = _load_fit(cluster, meta)
-    chosen = config or RerankConfig(field=meta["field"])
-    fetch = mget_fetcher(cluster.client, info.name, meta["field"])
-    return Reranker(encoder, codec_for(meta, codebook, projection), chosen, fetch)
-
-
-def _existing_fit(cluster: Cluster, index: str) -> tuple[Codebook | None, Projection | None]:
-    """The codebook/projection an existing index was written with (reused on re-runs)."""
-    info = get_index(cluster, index)
-    if info is None:
-        return None, None
-    meta = info.all_meta.get(META_KEY, {})
-    if not meta.get("codebook_index"):
-        return None, None
-    return _load_fit(cluster, meta)
-
-
-def _load_fit(
-    cluster: Cluster, meta: Mapping[str, Any]
-) -> tuple[Codebook | None, Projection | None]:
-    book_index = check_index_name(meta["codebook_index"])  # read from the index's _meta
-    try:
-        document = cluster.request("GET", f"/{book_index}/_doc/{CODEBOOK_ID}")
-    except ClusterError as error:
-        if error.status == 404:
-            raise ValueError(
-                f"The codebook index {book_index!r} is missing: the stored embeddings cannot be "
-                "decoded; re-create the index."
-            ) from error
-        raise
-    return codebook_from_document(document["_source"], meta)
-
-
-def _store_fit(
-    cluster: Cluster, book_index: str, codebook: Codebook | None, projection: Projection | None
-) -> None:
-    check_index_name(book_index)
-    try:
-        cluster.request(
-            "PUT",
-            f"/{book_index}",
-            body={
-                "settings": {"index": {"number_of_shards": 1}},
-                "mappings": {
-                    "dynamic": False,
-                    "properties": {
-                        "codebook": {"type": "binary", "doc_values": False},
-                        "projection": {"type": "binary", "doc_values": False},
-                    },
-                },
-            },
-        )
-    except ClusterError as error:
-        if error.error_type != "resource_already_exists_exception":
-            raise
-        existing = cluster.request("GET", f"/{book_index}/_doc/{CODEBOOK_ID}")
-        if existing.get("found"):
-            raise ValueError(
-                f"{book_index!r} already holds a codebook that no index refers to: delete it or "
-                "choose another --index."
-            ) from error
-    cluster.request(
-        "PUT",
-        f"/{book_index}/_doc/{CODEBOOK_ID}",
-        body=codebook_document(codebook, projection),
-        params={"refresh": "true"},
-    )

@@ -17,10 +17,9 @@ import numpy as np
 from colbert_rerank.fusion import Fusion, fuse
 from splade_es.cluster.admin import get_index
 from splade_es.cluster.connection import Cluster, ClusterError
-from splade_es.cluster.mapping import IndexLayout, MappingType, meta_differences
+from splade_es.cluster.mapping import IndexLayout, MappingType, encoder_meta, meta_differences
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.encoding.features import SparseVector, decode_key, lucene_stored
-from splade_es.indexing.splade_fields import encoder_meta
 from splade_es.search.query import bm25_query, search_body, splade_query, with_filters
 
 logger = logging.getLogger(__name__)
@@ -37,6 +36,10 @@ class Hit:
         rank: 1-based position.
         source: the stored fields returned (the SPLADE field is left out by default).
         index: the concrete index it came from.
+        first_stage_score / first_stage_rank: the first stage's score and rank, set once
+            the hit went through :func:`~splade_es.search.pipeline.search_then_rerank` with
+            a reranker.
+        colbert_score: its MaxSim score (``None``: not reranked).
     """
 
     id: str
@@ -44,10 +47,18 @@ class Hit:
     rank: int
     source: Mapping[str, Any]
     index: str
+    first_stage_score: float | None = None
+    first_stage_rank: int | None = None
+    colbert_score: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The hit in the shape the official clients return (``_id``, ``_score``...)."""
-        return {"_index": self.index, "_id": self.id, "_score": self.score, "_source": self.source}
+        """The hit in the shape the official clients return (``_id``, ``_score``...), with
+        ``_first_stage_score`` and ``_colbert_score`` once it was reranked."""
+        out = {"_index": self.index, "_id": self.id, "_score": self.score, "_source": self.source}
+        if self.first_stage_rank is not None:
+            out["_first_stage_score"] = self.first_stage_score
+            out["_colbert_score"] = self.colbert_score
+        return out
 
 
 @dataclass(frozen=True)
@@ -296,9 +307,7 @@ class Searcher:
             of the others (see :meth:`FeatureVocabulary.split_features`), empty for a
             document indexed by splade-es.
         """
-        source: dict[str, Any] = {"includes": [self.field]}
-        if self.cluster.engine == "elasticsearch" and self.cluster.major >= 9:
-            source["exclude_vectors"] = False  # ES 9 leaves sparse_vector out of _source
+        source = self.cluster.source_filter([self.field])  # vectors included (ES 9)
         body = {"query": {"ids": {"values": [doc_id]}}, "size": 1, "_source": source}
         hits = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)["hits"][
             "hits"
@@ -316,9 +325,7 @@ class Searcher:
     def average_stored_terms(self, page: int = 500) -> float:
         """Mean number of SPLADE terms per document as stored in the index (every document,
         read with the scroll API; ``0.0`` for an empty index)."""
-        source: dict[str, Any] = {"includes": [self.field]}
-        if self.cluster.engine == "elasticsearch" and self.cluster.major >= 9:
-            source["exclude_vectors"] = False
+        source = self.cluster.source_filter([self.field])  # vectors included (ES 9)
         body = {"size": page, "sort": ["_doc"], "_source": source}
         result = self.cluster.request(
             "POST", f"/{self.config.index}/_search", body=body, params={"scroll": "1m"}

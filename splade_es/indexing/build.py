@@ -1,0 +1,221 @@
+"""Build or refresh an index from a corpus: the one entry point every caller uses.
+
+Indexing: documents -> (ColBERT codebook fitted on a sample) -> index created or checked ->
+SPLADE terms and token embeddings encoded in one pass -> bulk writes -> report -> alias.
+The CLI's ``index`` command, evaluation, the quickstart, the benchmarks and the tests all call
+:func:`build_index`; none of them wires the stages by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.storage import EmbeddingFields
+from splade_es.cluster.admin import index_stats, index_uuid, swap_alias
+from splade_es.cluster.connection import Cluster
+from splade_es.cluster.mapping import IndexLayout
+from splade_es.cluster.names import check_index_name
+from splade_es.data.corpus import Document, Rejected
+from splade_es.encoding.encoder import SpladeEncoder
+from splade_es.indexing.bulk import BulkConfig, DocumentEncoder, IndexReport, index_documents
+from splade_es.indexing.colbert_fields import ColbertStorage, peek, prepare_embeddings
+from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+
+MappingChoice = Literal["auto", "rank_features", "sparse_vector"]
+
+
+@dataclass(frozen=True)
+class ColbertIndexing:
+    """Store ColBERT token embeddings with each document (for reranking).
+
+    Attributes:
+        encoder: the late-interaction model.
+        storage: codec, bits, codebook sample, reduced dimension, field.
+    """
+
+    encoder: ColbertEncoder
+    storage: ColbertStorage = field(default_factory=ColbertStorage)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How to build the index.
+
+    Attributes:
+        bulk: the target index and how to write (chunks, retries, dead letter, checkpoint).
+        mapping_type: ``auto`` picks ``rank_features`` where the cluster has it.
+        shards / replicas: index settings (``None``: the template's, then the cluster's).
+        template: a mapping template (``settings`` and ``mappings``) whose analyzers, fields
+            and settings are kept; ``None`` uses the packaged ``mappings/index.json``.
+        alias: after a run that raised nothing, point this alias at the index (atomic).
+        checkpoint_dir: when ``bulk.checkpoint`` is unset, keep the checkpoint here, named
+            after the index and its UUID (a re-created index is filled again).
+        expected_documents: when the index already holds exactly this many documents, reuse
+            it without writing (evaluation and the quickstart re-run this way).
+    """
+
+    bulk: BulkConfig
+    mapping_type: MappingChoice = "auto"
+    shards: int | None = None
+    replicas: int | None = None
+    template: Mapping[str, Any] | None = None
+    alias: str | None = None
+    checkpoint_dir: Path | None = None
+    expected_documents: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.alias is not None:
+            check_index_name(self.alias)
+        for name in ("shards", "expected_documents"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}={value!r}: expected a positive integer or None.")
+        if self.replicas is not None and (not isinstance(self.replicas, int) or self.replicas < 0):
+            raise ValueError(f"replicas={self.replicas!r}: expected an integer >= 0 or None.")
+
+    @property
+    def index(self) -> str:
+        """The index written."""
+        return self.bulk.index
+
+
+@dataclass(frozen=True)
+class PreparedIndex:
+    """The index, ready for documents.
+
+    Attributes:
+        index: its name.
+        state: ``created`` now, or ``exists`` (built before with the same model and layout).
+        layout: its SPLADE field and mapping type.
+        embeddings: the ColBERT field encoder (``None`` without ColBERT).
+        checkpoint: the checkpoint file of this run, if any.
+    """
+
+    index: str
+    state: Literal["created", "exists"]
+    layout: IndexLayout
+    embeddings: EmbeddingFields | None
+    checkpoint: Path | None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What :func:`build_index` did.
+
+    Attributes:
+        prepared: the index as prepared.
+        report: the bulk run (``None`` when a complete index was reused).
+        documents / size_bytes: the index after the run (refreshed).
+        alias_left: indices the alias moved away from (not deleted); ``None`` without alias.
+    """
+
+    prepared: PreparedIndex
+    report: IndexReport | None
+    documents: int
+    size_bytes: int
+    alias_left: list[str] | None = None
+
+    @property
+    def reused(self) -> bool:
+        """Whether a complete index was reused without writing."""
+        return self.report is None
+
+
+def prepare(
+    cluster: Cluster,
+    documents: Iterable[Document | Rejected],
+    splade: SpladeEncoder,
+    config: BuildConfig,
+    colbert: ColbertIndexing | None = None,
+) -> tuple[PreparedIndex, list[DocumentEncoder], Iterator[Document | Rejected]]:
+    """Fit the ColBERT codebook (on the first valid documents), create or check the index.
+
+    Returns:
+        The prepared index, the field encoders to run, and the documents (all of them: the
+        sample taken for the codebook is still in the stream).
+
+    Raises:
+        IndexMismatchError: the index exists but was built differently.
+        ValueError: no valid document to fit the codebook on, a bad template.
+    """
+    index = check_index_name(config.index)
+    encoders: list[DocumentEncoder] = [SpladeFields(splade)]
+    stream: Iterator[Document | Rejected] = iter(documents)
+    embeddings: EmbeddingFields | None = None
+    properties: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    if colbert is not None:
+        sample, stream = peek(stream, colbert.storage.sample_documents)
+        embeddings, properties, meta = prepare_embeddings(
+            cluster, index, colbert.encoder, colbert.storage, sample
+        )
+        encoders.append(embeddings)
+    layout, state = prepare_index(
+        cluster,
+        splade,
+        index,
+        config.mapping_type,
+        shards=config.shards,
+        replicas=config.replicas,
+        extra_properties=properties,
+        extra_meta=meta,
+        template=config.template,
+    )
+    checkpoint = config.bulk.checkpoint
+    if checkpoint is None and config.checkpoint_dir is not None:
+        checkpoint = config.checkpoint_dir / f"{index}-{index_uuid(cluster, index)}.tsv"
+    return PreparedIndex(index, state, layout, embeddings, checkpoint), encoders, stream
+
+
+def build_index(
+    cluster: Cluster,
+    documents: Iterable[Document | Rejected],
+    splade: SpladeEncoder,
+    config: BuildConfig,
+    colbert: ColbertIndexing | None = None,
+    *,
+    total: int | None = None,
+    on_prepared: Callable[[PreparedIndex], None] | None = None,
+) -> BuildResult:
+    """Build (or refresh, or resume) ``config.index`` from ``documents``.
+
+    Args:
+        cluster: where to write.
+        documents: validated documents and rejected inputs (e.g. from
+            :func:`~splade_es.data.corpus.read_corpus`), streamed.
+        splade: the SPLADE encoder (its ``_meta`` is recorded in the index).
+        config: index, mapping, bulk settings, alias.
+        colbert: also store ColBERT token embeddings (``None``: SPLADE only).
+        total: number of inputs, for the progress bar.
+        on_prepared: called once the index is ready, before any document is written (the CLI
+            prints the index and codec there).
+
+    Returns:
+        The prepared index, the bulk report, the index's size after the run, the alias move.
+
+    Raises:
+        BulkFailedError: some documents were not indexed (unless
+            ``config.bulk.raise_on_failure`` is off); the alias is not moved.
+        BulkStoppedError: the cluster kept failing; re-run with the same checkpoint.
+        IndexMismatchError: the index exists but was built differently.
+
+    Example:
+        >>> config = BuildConfig(BulkConfig(index="docs"), alias="docs-live")  # doctest: +SKIP
+        >>> result = build_index(cluster, read_corpus(path), encoder, config)  # doctest: +SKIP
+        >>> result.report.indexed  # doctest: +SKIP
+    """
+    prepared, encoders, stream = prepare(cluster, documents, splade, config, colbert)
+    if on_prepared is not None:
+        on_prepared(prepared)
+    report: IndexReport | None = None
+    count = index_stats(cluster, prepared.index)[0] if config.expected_documents else -1
+    if count != config.expected_documents:
+        bulk = replace(config.bulk, checkpoint=prepared.checkpoint)
+        report = index_documents(cluster, stream, encoders, bulk, total=total)
+    documents_now, size = index_stats(cluster, prepared.index)
+    left = swap_alias(cluster, config.alias, prepared.index) if config.alias else None
+    return BuildResult(prepared, report, documents_now, size, left)

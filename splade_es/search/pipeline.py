@@ -1,0 +1,147 @@
+"""Search then rerank: the one way every caller (CLI, evaluation, quickstart, benchmarks, the
+rerank hook's users) runs a first stage and, optionally, ColBERT MaxSim over its top hits.
+
+Query: text -> first stage (SPLADE, BM25 or both fused) -> top ``rerank_k`` hits -> MaxSim ->
+hits. The first stage runs in the engine; reranking runs here, on the embeddings stored with
+each hit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from colbert_rerank.fusion import Fusion
+from colbert_rerank.rerank import Reranker, RerankStats
+from splade_es.search.searcher import RRF, Hit, Searcher
+
+Mode = Literal["splade", "bm25", "hybrid"]
+MODES: tuple[Mode, ...] = ("splade", "bm25", "hybrid")
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What to retrieve for a query.
+
+    Attributes:
+        k: hits returned.
+        mode: the first stage: ``splade`` (exact dot product), ``bm25``, or ``hybrid`` (both,
+            fused client-side with ``fusion``).
+        fusion: how ``hybrid`` combines BM25 and SPLADE (RRF by default).
+        hybrid_depth: hits taken from each ranking before fusing (``hybrid`` only).
+        rerank_k: first-stage hits rescored by the reranker (when one is given); the first
+            stage then retrieves ``max(k, rerank_k)`` hits.
+        filters: filter clauses (they restrict, never score), e.g. ``{"term": {"year": 2020}}``.
+    """
+
+    k: int = 10
+    mode: Mode = "splade"
+    fusion: Fusion = RRF
+    hybrid_depth: int = 100
+    rerank_k: int = 100
+    filters: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for name in ("k", "hybrid_depth", "rerank_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}.")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The hits of one query and what it cost.
+
+    Attributes:
+        hits: best first. After reranking, each hit carries ``first_stage_score``,
+            ``first_stage_rank`` and ``colbert_score`` (``None`` for a hit that was not
+            reranked); ``score`` is the final (fused) score.
+        search_ms: the first stage, client side (encoding the query and the engine's answer).
+        rerank: the reranker's counts and timings; ``None`` without a reranker.
+    """
+
+    hits: list[Hit]
+    search_ms: float
+    rerank: RerankStats | None = None
+
+
+def first_stage(searcher: Searcher, query: str, retrieval: Retrieval, depth: int) -> list[Hit]:
+    """The top ``depth`` hits of ``retrieval.mode`` for ``query``."""
+    if retrieval.mode == "splade":
+        return searcher.search(query, depth, retrieval.filters)
+    if retrieval.mode == "bm25":
+        return searcher.bm25(query, depth, retrieval.filters)
+    return searcher.hybrid(
+        query,
+        depth,
+        retrieval.fusion,
+        max(retrieval.hybrid_depth, depth),
+        retrieval.filters,
+    )
+
+
+def search_then_rerank(
+    searcher: Searcher,
+    query: str,
+    retrieval: Retrieval = Retrieval(),
+    reranker: Reranker | None = None,
+) -> Ranking:
+    """Run the first stage and, with a ``reranker``, rescore its top ``rerank_k`` hits.
+
+    Args:
+        searcher: the index's searcher. To rerank without a second round trip, open it with
+            ``SearchConfig(include_embeddings=True)``; otherwise the reranker fetches the
+            embeddings of the hits by id.
+        query: the query text.
+        retrieval: k, first stage, fusion, rerank depth, filters.
+        reranker: e.g. :func:`splade_es.search.rerank.open_reranker`; ``None`` returns the
+            first stage's top ``k``.
+
+    Returns:
+        The top ``k`` hits (reranked ones first, in final-score order) and the timings.
+
+    Raises:
+        ValueError: an empty query, a query without terms, bad filters.
+        colbert_rerank.RerankError: a hit has no usable embeddings (per the reranker's
+            ``on_missing`` policy).
+
+    Example:
+        >>> ranking = search_then_rerank(searcher, "heart attack", Retrieval(k=5), reranker)
+        ... # doctest: +SKIP
+        >>> [(hit.id, hit.first_stage_rank) for hit in ranking.hits]  # doctest: +SKIP
+    """
+    depth = max(retrieval.k, retrieval.rerank_k) if reranker is not None else retrieval.k
+    started = time.perf_counter()
+    hits = first_stage(searcher, query, retrieval, depth)
+    search_ms = (time.perf_counter() - started) * 1000
+    if reranker is None:
+        return Ranking(hits[: retrieval.k], search_ms)
+    head, tail = hits[: retrieval.rerank_k], hits[retrieval.rerank_k :]
+    result = reranker.rerank(query, [hit.as_dict() for hit in head])
+    by_id = {hit.id: hit for hit in head}
+    reranked = [
+        _reranked_hit(by_id[str(hit["_id"])], hit, rank)
+        for rank, hit in enumerate(result.hits, start=1)
+    ]
+    rest = [
+        replace(hit, rank=rank, first_stage_rank=hit.rank)
+        for rank, hit in enumerate(tail, start=len(reranked) + 1)
+    ]
+    return Ranking((reranked + rest)[: retrieval.k], search_ms, result.stats)
+
+
+def _reranked_hit(first: Hit, reranked: Mapping[str, Any], rank: int) -> Hit:
+    """``first`` with the reranker's scores, at its new ``rank``."""
+    colbert = reranked.get("_colbert_score")
+    return replace(
+        first,
+        score=float(reranked["_score"]),
+        rank=rank,
+        first_stage_score=first.score,
+        first_stage_rank=first.rank,
+        colbert_score=None if colbert is None else float(colbert),
+    )

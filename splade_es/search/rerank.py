@@ -1,0 +1,65 @@
+"""The reranker of an index: its stored ColBERT codec and codebook, checked against the model.
+
+Reading side of the token embeddings that :mod:`splade_es.indexing.colbert_fields` writes:
+the index's ``_meta.colbert_rerank`` says which model, codec and codebook wrote them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.rerank import RerankConfig, Reranker
+from colbert_rerank.storage import META_KEY, check_encoder, codec_for
+from splade_es.cluster.admin import get_index
+from splade_es.cluster.companion import load_fit
+from splade_es.cluster.connection import Cluster
+
+
+def open_reranker(
+    cluster: Cluster,
+    index: str,
+    encoder: ColbertEncoder,
+    config: RerankConfig | None = None,
+    allow_model_mismatch: bool = False,
+) -> Reranker:
+    """A reranker for ``index``: its codec and codebook, checked against ``encoder``.
+
+    Hits that come without their embeddings (``_source`` filtered) are fetched from the
+    index by id.
+
+    Raises:
+        ValueError: the index does not exist, has no stored embeddings, or another model
+            wrote them (unless ``allow_model_mismatch``).
+
+    Example:
+        >>> colbert = ColbertEncoder(ColbertConfig())  # doctest: +SKIP
+        >>> reranker = open_reranker(cluster, "docs", colbert)  # doctest: +SKIP
+    """
+    info = get_index(cluster, index)
+    if info is None:
+        raise ValueError(f"Index {index!r} does not exist.")
+    meta = info.all_meta.get(META_KEY)
+    if not meta:
+        raise ValueError(
+            f"Index {index!r} has no stored ColBERT embeddings (_meta.{META_KEY}): index it with "
+            "'splade-es index --colbert'."
+        )
+    problems = check_encoder(meta, encoder)
+    if problems and not allow_model_mismatch:
+        raise ValueError(
+            f"Index {index!r} stores embeddings of model {meta.get('model')!r}, not "
+            f"{encoder.config.model!r} ({'; '.join(problems)}): rerank with the model that "
+            "built the index."
+        )
+    codebook = projection = None
+    if meta.get("codebook_index"):
+        codebook, projection = load_fit(cluster, meta)
+    chosen = config or RerankConfig(field=meta["field"])
+    field = meta["field"]
+
+    def fetch(ids: Sequence[str]) -> dict[str, Any]:
+        return cluster.fetch_field(info.name, ids, field)
+
+    return Reranker(encoder, codec_for(meta, codebook, projection), chosen, fetch)
