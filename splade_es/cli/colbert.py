@@ -2,120 +2,174 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
 import click
 
+from colbert_rerank.codecs import CodecName
 from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig, ColbertEncoder
-from colbert_rerank.fusion import Fusion
+from colbert_rerank.fusion import Fusion, FusionMethod
+from splade_es.cli.options import POSITIVE_INT, UNIT_FLOAT, option_group
 from splade_es.indexing.colbert_fields import ColbertStorage
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+def _bits(_context: click.Context, _param: click.Parameter, value: str) -> int:
+    return int(value)
 
 
-def storage_options(func: F) -> F:
-    """How token embeddings are stored: codec, bits, codebook sample, reduced dims."""
-    options = [
-        click.option(
-            "--codec",
-            type=click.Choice(["residual", "int8", "float16"]),
-            default="residual",
-            show_default=True,
-            help="How ColBERT token embeddings are stored.",
-        ),
-        click.option("--bits", type=click.Choice(["1", "2"]), default="2", show_default=True),
-        click.option(
-            "--codebook-sample",
-            type=int,
-            default=256,
-            show_default=True,
-            help="Documents whose embeddings fit the residual codebook (and projection).",
-        ),
-        click.option(
-            "--colbert-dim",
-            type=int,
-            help="Store embeddings reduced to this many dims (projection fitted on the sample).",
-        ),
-    ]
-    return functools.reduce(lambda f, o: o(f), reversed(options), func)
+# Parameter names are ColbertStorage's fields, so the group builds it directly.
+STORAGE_OPTIONS = (
+    click.option(
+        "--codec",
+        type=click.Choice(["residual", "int8", "float16"]),
+        default="residual",
+        show_default=True,
+        help="How ColBERT token embeddings are stored.",
+    ),
+    click.option(
+        "--bits", type=click.Choice(["1", "2"]), default="2", show_default=True, callback=_bits
+    ),
+    click.option(
+        "--codebook-sample",
+        "sample_documents",
+        type=POSITIVE_INT,
+        default=256,
+        show_default=True,
+        help="Documents whose embeddings fit the residual codebook (and projection).",
+    ),
+    click.option(
+        "--colbert-dim",
+        "dim",
+        type=POSITIVE_INT,
+        help="Store embeddings reduced to this many dims (projection fitted on the sample).",
+    ),
+)
+
+storage_options = option_group("storage", ColbertStorage, *STORAGE_OPTIONS)
+"""How token embeddings are stored: codec, bits, codebook sample, reduced dims; the command
+gets ``storage``, a :class:`ColbertStorage`."""
 
 
-def colbert_options(func: F) -> F:
-    """--colbert, the model, the token cap and the storage options of the index command."""
-    options = [
-        click.option(
-            "--colbert",
-            is_flag=True,
-            help="Also store ColBERT token embeddings (for --rerank), in the same pass.",
-        ),
-        click.option(
-            "--colbert-model",
-            default=DEFAULT_MODEL,
-            show_default=True,
-            help="Late-interaction model: HF id, local dir (Stanford ColBERT, PyLate) or alias.",
-        ),
-        click.option(
-            "--max-stored-tokens",
-            type=int,
-            help="Keep at most this many token embeddings per document (counted).",
-        ),
-        storage_options,
-    ]
-    return functools.reduce(lambda f, o: o(f), reversed(options), func)
+@dataclass(frozen=True)
+class ColbertOptions:
+    """The index command's ColBERT options.
+
+    Attributes:
+        enabled: also store ColBERT token embeddings (``--colbert``).
+        model: the late-interaction model.
+        max_stored_tokens: cap on the token embeddings kept per document.
+        storage: how they are stored.
+    """
+
+    enabled: bool
+    model: str
+    max_stored_tokens: int | None
+    storage: ColbertStorage
+
+    @classmethod
+    def from_options(
+        cls,
+        colbert: bool,
+        colbert_model: str,
+        max_stored_tokens: int | None,
+        codec: CodecName,
+        bits: int,
+        sample_documents: int,
+        dim: int | None,
+    ) -> ColbertOptions:
+        storage = ColbertStorage(codec=codec, bits=bits, sample_documents=sample_documents, dim=dim)
+        return cls(colbert, colbert_model, max_stored_tokens, storage)
+
+    def encoder_config(self, device: str | None) -> ColbertConfig:
+        return ColbertConfig(
+            model=self.model, device=device, max_stored_tokens=self.max_stored_tokens
+        )
 
 
-def rerank_options(func: F) -> F:
-    """--rerank and its settings for search and eval."""
-    options = [
-        click.option(
-            "--colbert-model",
-            help="Reranking model (default: the one recorded in the index).",
-        ),
-        click.option(
-            "--rerank-k",
-            type=int,
-            default=100,
-            show_default=True,
-            help="First-stage hits rescored by MaxSim.",
-        ),
-        click.option(
-            "--rerank-fusion",
-            type=click.Choice(["replace", "weighted", "rrf"]),
-            default="replace",
-            show_default=True,
-        ),
-        click.option(
-            "--rerank-weight",
-            type=float,
-            default=0.5,
-            show_default=True,
-            help="MaxSim share for --rerank-fusion weighted.",
-        ),
-    ]
-    return functools.reduce(lambda f, o: o(f), reversed(options), func)
+colbert_options = option_group(
+    "colbert",
+    ColbertOptions.from_options,
+    click.option(
+        "--colbert",
+        is_flag=True,
+        help="Also store ColBERT token embeddings (for --rerank), in the same pass.",
+    ),
+    click.option(
+        "--colbert-model",
+        default=DEFAULT_MODEL,
+        show_default=True,
+        help="Late-interaction model: HF id, local dir (Stanford ColBERT, PyLate) or alias.",
+    ),
+    click.option(
+        "--max-stored-tokens",
+        type=POSITIVE_INT,
+        help="Keep at most this many token embeddings per document (counted).",
+    ),
+    *STORAGE_OPTIONS,
+)
+"""--colbert, the model, the token cap and the storage options of the index command; the
+command gets ``colbert``, a :class:`ColbertOptions`."""
 
 
-def colbert_config(params: dict[str, Any], model: str | None = None) -> ColbertConfig:
-    return ColbertConfig(
-        model=params.pop("colbert_model", None) or model or DEFAULT_MODEL,
-        device=params.get("device"),
-        max_stored_tokens=params.pop("max_stored_tokens", None),
-    )
+@dataclass(frozen=True)
+class RerankOptions:
+    """How search and explain rerank with ColBERT.
+
+    Attributes:
+        colbert_model: the reranking model; ``None`` for the one the index records.
+        rerank_k: first-stage hits rescored by MaxSim.
+        fusion: how the MaxSim score combines with the first-stage score.
+    """
+
+    colbert_model: str | None
+    rerank_k: int
+    fusion: Fusion
+
+    @classmethod
+    def from_options(
+        cls,
+        colbert_model: str | None,
+        rerank_k: int,
+        rerank_fusion: FusionMethod,
+        rerank_weight: float,
+    ) -> RerankOptions:
+        return cls(colbert_model, rerank_k, Fusion(method=rerank_fusion, weight=rerank_weight))
+
+    def encoder_config(self, recorded: str | None, device: str | None) -> ColbertConfig:
+        """``--colbert-model``, else ``recorded`` (the index's), else the shipped default."""
+        return ColbertConfig(model=self.colbert_model or recorded or DEFAULT_MODEL, device=device)
 
 
-def storage_config(params: dict[str, Any]) -> ColbertStorage:
-    return ColbertStorage(
-        codec=params.pop("codec"),
-        bits=int(params.pop("bits")),
-        sample_documents=params.pop("codebook_sample"),
-        dim=params.pop("colbert_dim"),
-    )
-
-
-def fusion_of(params: dict[str, Any]) -> Fusion:
-    return Fusion(method=params.pop("rerank_fusion"), weight=params.pop("rerank_weight"))
+rerank_options = option_group(
+    "rerank",
+    RerankOptions.from_options,
+    click.option(
+        "--colbert-model",
+        help="Reranking model (default: the one recorded in the index).",
+    ),
+    click.option(
+        "--rerank-k",
+        type=POSITIVE_INT,
+        default=100,
+        show_default=True,
+        help="First-stage hits rescored by MaxSim.",
+    ),
+    click.option(
+        "--rerank-fusion",
+        type=click.Choice(["replace", "weighted", "rrf"]),
+        default="replace",
+        show_default=True,
+    ),
+    click.option(
+        "--rerank-weight",
+        type=UNIT_FLOAT,
+        default=0.5,
+        show_default=True,
+        help="MaxSim share for --rerank-fusion weighted.",
+    ),
+)
+"""--colbert-model, --rerank-k and the fusion of search and explain; the command gets
+``rerank``, a :class:`RerankOptions` (search's ``--rerank`` flag is the command's own)."""
 
 
 def build_colbert(config: ColbertConfig) -> ColbertEncoder:

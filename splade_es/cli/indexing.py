@@ -2,80 +2,192 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
-from splade_es.cli.colbert import build_colbert, colbert_config, colbert_options, storage_config
-from splade_es.cli.models import build_encoder, encoder_config, encoder_options
-from splade_es.cli.options import cluster_options, open_cluster
-from splade_es.cluster.admin import check_index_name, index_stats, index_uuid, swap_alias
-from splade_es.data.corpus import FieldNames, Limits, read_corpus
-from splade_es.indexing.bulk import (
-    BulkConfig,
-    BulkFailedError,
-    BulkStoppedError,
-    IndexReport,
-    index_documents,
+from splade_es.cli.colbert import ColbertOptions, build_colbert, colbert_options
+from splade_es.cli.models import ModelOptions, build_encoder, encoder_options
+from splade_es.cli.options import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    ClusterOptions,
+    cluster_options,
+    open_cluster,
+    option_group,
 )
-from splade_es.indexing.colbert_fields import peek, prepare_embeddings
-from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.cluster.connection import Cluster
+from splade_es.cluster.mapping import load_template
+from splade_es.cluster.names import check_index_name
+from splade_es.data.corpus import (
+    CorpusFormat,
+    Document,
+    FieldNames,
+    Limits,
+    Rejected,
+    read_corpus,
+)
+from splade_es.encoding.encoder import SpladeEncoder
+from splade_es.indexing.build import (
+    BuildConfig,
+    BuildResult,
+    ColbertIndexing,
+    MappingChoice,
+    PreparedIndex,
+    build_index,
+)
+from splade_es.indexing.bulk import BulkConfig, BulkFailedError, BulkStoppedError, IndexReport
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    """How the corpus file is read: its format, field names and size limit."""
+
+    corpus_format: CorpusFormat | None
+    id_field: str | None
+    text_field: str
+    title_field: str
+    keep_field: tuple[str, ...]
+    max_text_bytes: int
+
+    def read(self, corpus: Path) -> Iterator[Document | Rejected]:
+        is_csv = self.corpus_format == "csv" or corpus.suffix == ".csv"
+        names = FieldNames(
+            id=self.id_field or ("id" if is_csv else "_id"),
+            text=self.text_field,
+            title=self.title_field or None,
+            keep=tuple(self.keep_field),
+        )
+        return read_corpus(corpus, self.corpus_format, names, Limits(self.max_text_bytes))
+
+
+corpus_options = option_group(
+    "source",
+    CorpusOptions,
+    click.option("--format", "corpus_format", type=click.Choice(["jsonl", "csv", "beir"])),
+    click.option("--id-field", help="Field with the document id (default: _id; CSV: id)."),
+    click.option("--text-field", default="text", show_default=True),
+    click.option("--title-field", default="title", show_default=True, help="'' for none."),
+    click.option("--keep-field", multiple=True, help="Extra source field to store (repeatable)."),
+    click.option("--max-text-bytes", type=POSITIVE_INT, default=1_000_000, show_default=True),
+)
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How the index is built and written: mapping, settings, alias, bulk requests."""
+
+    mapping_type: MappingChoice
+    alias: str | None
+    mapping_template: Path | None
+    shards: int | None
+    replicas: int | None
+    chunk_docs: int
+    chunk_bytes: int
+    max_attempts: int
+    max_backoff: float
+    dead_letter: Path | None
+    checkpoint: Path | None
+    allow_failures: bool
+    no_progress: bool
+
+    def build_config(self, index_name: str, checkpoint_dir: Path) -> BuildConfig:
+        """The build config (checks the alias name, before anything is written)."""
+        bulk = BulkConfig(
+            index=index_name,
+            chunk_docs=self.chunk_docs,
+            chunk_bytes=self.chunk_bytes,
+            max_attempts=self.max_attempts,
+            initial_backoff_s=min(0.5, self.max_backoff),
+            max_backoff_s=self.max_backoff,
+            dead_letter=self.dead_letter or Path(f"dead-letter-{index_name}.jsonl"),
+            checkpoint=self.checkpoint,
+            raise_on_failure=not self.allow_failures,
+            progress=not self.no_progress,
+        )
+        return BuildConfig(
+            bulk=bulk,
+            mapping_type=self.mapping_type,
+            shards=self.shards,
+            replicas=self.replicas,
+            template=load_template(self.mapping_template) if self.mapping_template else None,
+            alias=self.alias,
+            checkpoint_dir=checkpoint_dir,
+        )
+
+
+write_options = option_group(
+    "write",
+    WriteOptions,
+    click.option(
+        "--mapping-type",
+        type=click.Choice(["auto", "rank_features", "sparse_vector"]),
+        default="auto",
+        show_default=True,
+        help="auto: rank_features where the cluster has it, else sparse_vector.",
+    ),
+    click.option("--alias", help="After a clean run, point this alias at the index (atomic swap)."),
+    click.option(
+        "--mapping-template",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="JSON with settings/mappings (analyzers, fields) to build the index from; the SPLADE "
+        "and ColBERT fields and _meta are added to it (default: mappings/index.json).",
+    ),
+    click.option("--shards", type=POSITIVE_INT),
+    click.option("--replicas", type=NON_NEGATIVE_INT),
+    click.option("--chunk-docs", type=POSITIVE_INT, default=500, show_default=True),
+    click.option("--chunk-bytes", type=POSITIVE_INT, default=8 * 1024 * 1024, show_default=True),
+    click.option(
+        "--max-attempts",
+        type=POSITIVE_INT,
+        default=8,
+        show_default=True,
+        help="Tries per bulk request on transient errors before the run stops (resumable).",
+    ),
+    click.option(
+        "--max-backoff",
+        type=float,
+        default=30.0,
+        show_default=True,
+        help="Longest wait between tries, in seconds (exponential backoff with jitter).",
+    ),
+    click.option(
+        "--dead-letter",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="JSONL of documents not indexed "
+        "(default: dead-letter-<index>.jsonl, on failure only).",
+    ),
+    click.option(
+        "--checkpoint",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Acknowledged documents; a re-run skips them (default: in the cache, per index UUID).",
+    ),
+    click.option(
+        "--allow-failures", is_flag=True, help="Exit 0 even if some documents were not indexed."
+    ),
+    click.option("--no-progress", is_flag=True, help="No progress bar."),
+)
 
 
 @click.command("index")
 @click.argument("corpus", type=click.Path(exists=True, path_type=Path))
 @click.option("--index", "index_name", required=True, help="Index to write (created if absent).")
-@click.option("--format", "corpus_format", type=click.Choice(["jsonl", "csv", "beir"]))
-@click.option("--id-field", help="Field with the document id (default: _id; CSV: id).")
-@click.option("--text-field", default="text", show_default=True)
-@click.option("--title-field", default="title", show_default=True, help="'' for none.")
-@click.option("--keep-field", multiple=True, help="Extra source field to store (repeatable).")
-@click.option("--max-text-bytes", type=int, default=1_000_000, show_default=True)
-@click.option(
-    "--mapping-type",
-    type=click.Choice(["auto", "rank_features", "sparse_vector"]),
-    default="auto",
-    show_default=True,
-    help="auto: rank_features where the cluster has it, else sparse_vector.",
-)
-@click.option("--alias", help="After a clean run, point this alias at the index (atomic swap).")
-@click.option("--shards", type=int)
-@click.option("--replicas", type=int)
-@click.option("--chunk-docs", type=int, default=500, show_default=True)
-@click.option("--chunk-bytes", type=int, default=8 * 1024 * 1024, show_default=True)
-@click.option(
-    "--max-attempts",
-    type=int,
-    default=8,
-    show_default=True,
-    help="Tries per bulk request on transient errors before the run stops (resumable).",
-)
-@click.option(
-    "--max-backoff",
-    type=float,
-    default=30.0,
-    show_default=True,
-    help="Longest wait between tries, in seconds (exponential backoff with jitter).",
-)
-@click.option(
-    "--dead-letter",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="JSONL of documents not indexed (default: dead-letter-<index>.jsonl, on failure only).",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Acknowledged documents; a re-run skips them (default: in the cache, per index UUID).",
-)
-@click.option(
-    "--allow-failures", is_flag=True, help="Exit 0 even if some documents were not indexed."
-)
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@corpus_options
+@write_options
 @colbert_options
 @encoder_options()
 @cluster_options
-def index_command(corpus: Path, index_name: str, **params: Any) -> None:
+def index_command(
+    corpus: Path,
+    index_name: str,
+    source: CorpusOptions,
+    write: WriteOptions,
+    colbert: ColbertOptions,
+    model: ModelOptions,
+    cluster: ClusterOptions,
+) -> None:
     """Encode a corpus (JSONL, CSV or BEIR folder) with SPLADE and bulk-index it.
 
     Exit status: 0 when every document was indexed (or --allow-failures), 1 when some were
@@ -83,90 +195,78 @@ def index_command(corpus: Path, index_name: str, **params: Any) -> None:
     and the run stopped (nothing dead-lettered for it; re-run to continue from the checkpoint).
     """
     check_index_name(index_name)
-    if params["alias"] is not None:
-        check_index_name(params["alias"])  # refused before anything is written
-    cache_dir: Path = params["cache_dir"]
-    cluster = open_cluster(params)
-    encoder = build_encoder(encoder_config(params))
-    names = FieldNames(
-        id=params["id_field"]
-        or ("id" if (params["corpus_format"] == "csv" or corpus.suffix == ".csv") else "_id"),
-        text=params["text_field"],
-        title=params["title_field"] or None,
-        keep=tuple(params["keep_field"]),
+    config = write.build_config(index_name, cluster.cache_dir / "checkpoints")
+    documents = source.read(corpus)
+    connection = open_cluster(cluster)
+    try:
+        encoder = build_encoder(model.encoder_config())
+        embeddings = None
+        if colbert.enabled:
+            embeddings = ColbertIndexing(
+                build_colbert(colbert.encoder_config(model.device)), colbert.storage
+            )
+        result = _run(connection, documents, encoder, config, embeddings)
+    finally:
+        connection.close()
+    click.echo(_summary(result.report, encoder.config.document_max_length))
+    click.echo(
+        f"index          {index_name}: {result.documents} docs, {result.size_bytes / 1e6:.1f} MB"
     )
-    documents = read_corpus(
-        corpus, params["corpus_format"], names, Limits(params["max_text_bytes"])
-    )
-    representations: list[Any] = [SpladeFields(encoder)]
-    extra_properties: dict[str, Any] = {}
-    extra_meta: dict[str, Any] = {}
-    if params["colbert"]:
-        colbert = build_colbert(colbert_config(params))
-        storage = storage_config(params)
-        sample, documents = peek(documents, storage.sample_documents)
-        fields, extra_properties, extra_meta = prepare_embeddings(
-            cluster, index_name, colbert, storage, sample
+    if result.report is not None and result.report.failures:
+        click.echo(f"Warning: {BulkFailedError(result.report, config.bulk.dead_letter)}", err=True)
+    if result.alias_left is not None:
+        moved = (
+            f" (moved from {', '.join(result.alias_left)}; not deleted)"
+            if result.alias_left
+            else ""
         )
-        representations.append(fields)
+        click.echo(f"alias          {config.alias} -> {index_name}{moved}")
+
+
+def _run(
+    cluster: Cluster,
+    documents: Iterable[Document | Rejected],
+    encoder: SpladeEncoder,
+    config: BuildConfig,
+    colbert: ColbertIndexing | None,
+) -> BuildResult:
+    """build_index, with the CLI's messages and exit statuses (1: failures, 3: stopped)."""
+    max_length = encoder.config.document_max_length
+
+    def announce(prepared: PreparedIndex) -> None:
+        if prepared.embeddings is not None:
+            codec = prepared.embeddings.codec
+            model = prepared.embeddings.encoder
+            click.echo(
+                f"ColBERT: {model.config.model} ({model.dim} dims), {codec.name} codec, "
+                f"{codec.bytes_per_token:.0f} bytes/token",
+                err=True,
+            )
+        layout = prepared.layout
         click.echo(
-            f"ColBERT: {colbert.config.model} ({colbert.dim} dims), {storage.codec} codec, "
-            f"{fields.codec.bytes_per_token:.0f} bytes/token",
+            f"Index {prepared.index} {prepared.state}: field {layout.field} as "
+            f"{layout.mapping_type} on {cluster.engine} {cluster.version}",
             err=True,
         )
-    layout, state = prepare_index(
-        cluster,
-        encoder,
-        index_name,
-        params["mapping_type"],
-        shards=params["shards"],
-        replicas=params["replicas"],
-        extra_properties=extra_properties,
-        extra_meta=extra_meta,
-    )
-    click.echo(
-        f"Index {index_name} {state}: field {layout.field} as {layout.mapping_type} on "
-        f"{cluster.engine} {cluster.version}",
-        err=True,
-    )
-    uuid = index_uuid(cluster, index_name)
-    config = BulkConfig(
-        index=index_name,
-        chunk_docs=params["chunk_docs"],
-        chunk_bytes=params["chunk_bytes"],
-        max_attempts=params["max_attempts"],
-        initial_backoff_s=min(0.5, params["max_backoff"]),
-        max_backoff_s=params["max_backoff"],
-        dead_letter=params["dead_letter"] or Path(f"dead-letter-{index_name}.jsonl"),
-        checkpoint=params["checkpoint"] or cache_dir / "checkpoints" / f"{index_name}-{uuid}.tsv",
-        raise_on_failure=False,
-        progress=not params["no_progress"],
-    )
+
     try:
-        report = index_documents(cluster, documents, representations, config)
+        return build_index(cluster, documents, encoder, config, colbert, on_prepared=announce)
     except BulkStoppedError as stopped:
-        click.echo(_summary(stopped.report, encoder.config.document_max_length))
+        click.echo(_summary(stopped.report, max_length))
         click.echo(f"Error: {stopped}", err=True)
         if stopped.report.failures:
-            click.echo(f"Warning: {BulkFailedError(stopped.report, config.dead_letter)}", err=True)
-        cluster.close()
+            click.echo(
+                f"Warning: {BulkFailedError(stopped.report, config.bulk.dead_letter)}", err=True
+            )
         raise SystemExit(3) from None
-    docs, size = index_stats(cluster, index_name)
-    click.echo(_summary(report, encoder.config.document_max_length))
-    click.echo(f"index          {index_name}: {docs} docs, {size / 1e6:.1f} MB")
-    if report.failures:
-        message = str(BulkFailedError(report, config.dead_letter))
-        if not params["allow_failures"]:
-            raise click.ClickException(message)
-        click.echo(f"Warning: {message}", err=True)
-    if params["alias"]:
-        left = swap_alias(cluster, params["alias"], index_name)
-        moved = f" (moved from {', '.join(left)}; not deleted)" if left else ""
-        click.echo(f"alias          {params['alias']} -> {index_name}{moved}")
-    cluster.close()
+    except BulkFailedError as failed:
+        click.echo(_summary(failed.report, max_length))
+        raise click.ClickException(str(failed)) from None
 
 
-def _summary(report: IndexReport, max_length: int) -> str:
+def _summary(report: IndexReport | None, max_length: int) -> str:
+    if report is None:
+        return "reused         the index already held every document"
     counters = report.counters
     throttled = (
         f" ({report.throttled_requests} answered 429; requests went down to "

@@ -2,21 +2,64 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
 import click
 
-from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.cli.options import POSITIVE_INT, F, option_group
+from splade_es.encoding.encoder import DType, EncoderConfig, Pooling, SpladeEncoder
 from splade_es.encoding.features import Pruning
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The SPLADE encoder options of a command (``--model``, lengths, pruning, ...).
+
+    Attributes:
+        model: Hugging Face id, local directory or alias; ``None`` for the index's model.
+        device / dtype / batch_size: where and how the encoder runs.
+        doc_max_length / query_max_length: token limits, in tokens.
+        pooling: ``max`` or ``sum``; ``None`` for the model's own.
+        doc_top_k / doc_min_weight / query_top_k / query_min_weight: pruning.
+    """
+
+    model: str | None
+    device: str | None
+    dtype: DType
+    batch_size: int
+    doc_max_length: int
+    query_max_length: int
+    pooling: Pooling | None
+    doc_top_k: int | None
+    doc_min_weight: float
+    query_top_k: int | None
+    query_min_weight: float
+
+    def encoder_config(self, recorded: str | None = None) -> EncoderConfig:
+        """The encoder config: ``--model``, else ``recorded`` (the model the index records)."""
+        chosen = self.model or recorded
+        if chosen is None:
+            raise click.UsageError("Pass --model (the index records none).")
+        return EncoderConfig(
+            model=chosen,
+            device=self.device,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            document_max_length=self.doc_max_length,
+            query_max_length=self.query_max_length,
+            pooling=self.pooling,
+            document_pruning=Pruning(self.doc_top_k, self.doc_min_weight),
+            query_pruning=Pruning(self.query_top_k, self.query_min_weight),
+        )
 
 
 def encoder_options(default_model: str | None = "splade-tiny") -> Callable[[F], F]:
-    """Add --model, --device, --dtype, lengths, batch size, pooling and pruning options."""
-    options = [
+    """Add --model, --device, --dtype, lengths, batch size, pooling and pruning options; the
+    command gets ``model``, a :class:`ModelOptions`."""
+    return option_group(
+        "model",
+        ModelOptions,
         click.option(
             "--model",
             default=default_model,
@@ -31,33 +74,18 @@ def encoder_options(default_model: str | None = "splade-tiny") -> Callable[[F], 
             default="float32",
             show_default=True,
         ),
-        click.option("--batch-size", type=int, default=32, show_default=True),
-        click.option("--doc-max-length", type=int, default=256, show_default=True),
-        click.option("--query-max-length", type=int, default=64, show_default=True),
+        click.option("--batch-size", type=POSITIVE_INT, default=32, show_default=True),
+        click.option("--doc-max-length", type=POSITIVE_INT, default=256, show_default=True),
+        click.option("--query-max-length", type=POSITIVE_INT, default=64, show_default=True),
         click.option("--pooling", type=click.Choice(["max", "sum"]), help="Default: the model's."),
-        click.option("--doc-top-k", type=int, help="Keep at most this many terms per document."),
+        click.option(
+            "--doc-top-k", type=POSITIVE_INT, help="Keep at most this many terms per document."
+        ),
         click.option("--doc-min-weight", type=float, default=0.0, show_default=True),
-        click.option("--query-top-k", type=int, help="Keep at most this many terms per query."),
+        click.option(
+            "--query-top-k", type=POSITIVE_INT, help="Keep at most this many terms per query."
+        ),
         click.option("--query-min-weight", type=float, default=0.0, show_default=True),
-    ]
-    return lambda func: functools.reduce(lambda f, o: o(f), reversed(options), func)
-
-
-def encoder_config(params: dict[str, Any], model: str | None = None) -> EncoderConfig:
-    """Pop the model options from ``params`` into an EncoderConfig."""
-    chosen = params.pop("model") or model
-    if chosen is None:
-        raise click.UsageError("Pass --model (the index records none).")
-    return EncoderConfig(
-        model=chosen,
-        device=params.pop("device"),
-        dtype=params.pop("dtype"),
-        batch_size=params.pop("batch_size"),
-        document_max_length=params.pop("doc_max_length"),
-        query_max_length=params.pop("query_max_length"),
-        pooling=params.pop("pooling"),
-        document_pruning=Pruning(params.pop("doc_top_k"), params.pop("doc_min_weight")),
-        query_pruning=Pruning(params.pop("query_top_k"), params.pop("query_min_weight")),
     )
 
 

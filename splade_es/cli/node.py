@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from splade_es.cli.options import cache_dir_option, state_file
+from splade_es.cli.options import PORT, cache_dir_option, state_file
 from splade_es.engines import ENGINES, NodeConfig, node_status, start_node, stop_node
 
 
@@ -19,7 +19,7 @@ def node() -> None:
 @node.command()
 @click.option("--engine", type=click.Choice(ENGINES), default="elasticsearch", show_default=True)
 @click.option("--version", "version", help="Engine version (default: the tested one).")
-@click.option("--port", type=int, help="HTTP port (default: a free one).")
+@click.option("--port", type=PORT, help="HTTP port (default: a free one).")
 @click.option("--heap", default="1g", show_default=True, help="JVM heap, e.g. 512m or 2g.")
 @click.option(
     "--java-home",

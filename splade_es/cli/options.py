@@ -1,7 +1,11 @@
-"""Options shared by every command that talks to a cluster, and how they become a Cluster.
+"""How options reach a command, and the cluster options every cluster command shares.
 
-Without ``--es-url`` (or ``ES_URL``) the command uses the local node of ``--engine``,
-starting it if it is not running.
+:func:`stack` applies a list of click options in reading order; :func:`option_group` adds a
+group of options to a command and hands it one typed object built from their values, so a
+command's signature names what it gets instead of taking ``**params``.
+
+Without ``--es-url`` (or ``ES_URL``) a command uses the local node of ``--engine``, starting
+it if it is not running.
 """
 
 from __future__ import annotations
@@ -9,15 +13,73 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from splade_es.cluster.connection import Cluster, ClusterConfig, connect
-from splade_es.engines import ENGINES, NodeConfig, start_node
+from splade_es.engines import ENGINES, Engine, NodeConfig, start_node
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+POSITIVE_INT = click.IntRange(min=1)
+"""Every integer option that must be at least 1 (counts, sizes, lengths, ranks)."""
+NON_NEGATIVE_INT = click.IntRange(min=0)
+"""Integer options where 0 means "none" (replicas, hard negatives, a warm-up)."""
+PORT = click.IntRange(1, 65535)
+UNIT_FLOAT = click.FloatRange(0.0, 1.0)
+"""Fusion weights, in [0, 1]."""
+
+
+def stack(*options: Decorator) -> Callable[[F], F]:
+    """One decorator applying ``options`` as if written one above the other, in this order."""
+
+    def apply(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)  # type: ignore[assignment]
+        return func
+
+    return apply
+
+
+def option_names(*options: Decorator) -> tuple[str, ...]:
+    """The parameter names click gives ``options``, in order, read off a dummy function."""
+
+    def dummy() -> None: ...
+
+    stack(*options)(dummy)
+    params: list[click.Parameter] = getattr(dummy, "__click_params__", [])
+    return tuple(str(param.name) for param in reversed(params))  # click stores them last first
+
+
+def option_group(name: str, build: Callable[..., T], *options: Decorator) -> Callable[[F], F]:
+    """Add ``options`` to a command, which gets one keyword argument ``name`` instead:
+    ``build(**values of those options)``, e.g. a frozen dataclass.
+
+    Example:
+        >>> @dataclass(frozen=True)
+        ... class Size:
+        ...     width: int
+        >>> @click.command()
+        ... @option_group("size", Size, click.option("--width", type=POSITIVE_INT, default=1))
+        ... def draw(size: Size) -> None:
+        ...     click.echo(size.width)
+    """
+    names = option_names(*options)
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def command(*args: Any, **values: Any) -> Any:
+            group = {key: values.pop(key) for key in names}
+            return func(*args, **values, **{name: build(**group)})
+
+        return stack(*options)(command)  # type: ignore[return-value]
+
+    return decorate
 
 
 def default_cache_dir() -> Path:
@@ -50,52 +112,61 @@ def state_file(cache_dir: Path, engine: str) -> Path:
     return cache_dir / "nodes" / f"{engine}.json"
 
 
-def cluster_options(func: F) -> F:
-    """Add --es-url, auth and TLS options, and --engine/--cache-dir for the local node."""
-    options = [
-        click.option(
-            "--es-url",
-            envvar="ES_URL",
-            help="Cluster URL (env ES_URL). Without it, a local node is used (and started).",
-        ),
-        click.option("--api-key", envvar="ES_API_KEY", help="API key (env ES_API_KEY)."),
-        click.option("--username", envvar="ES_USERNAME", help="Basic-auth user (env ES_USERNAME)."),
-        click.option(
-            "--password", envvar="ES_PASSWORD", help="Basic-auth password (env ES_PASSWORD)."
-        ),
-        click.option(
-            "--ca-certs",
-            envvar="ES_CA_CERTS",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="PEM file of the CA that signed the cluster certificate (env ES_CA_CERTS).",
-        ),
-        click.option(
-            "--insecure",
-            is_flag=True,
-            help="Do not verify the cluster's TLS certificate (not for production).",
-        ),
-        engine_option,
-        cache_dir_option,
-    ]
-    return functools.reduce(lambda f, option: option(f), reversed(options), func)
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where the cluster is: ``es_url`` and its credentials, or the local node of ``engine``.
 
-
-def open_cluster(params: dict[str, Any]) -> Cluster:
-    """Build the ClusterConfig from parsed options and connect (starting a local node if needed).
-
-    Pops the cluster options from ``params`` so the command sees only its own.
+    Attributes:
+        es_url: cluster URL; ``None`` uses (and starts) the local node of ``engine``.
+        api_key / username / password: credentials for ``es_url``.
+        ca_certs: PEM file of the CA that signed the cluster certificate.
+        insecure: do not verify the cluster's TLS certificate.
+        engine: the local node's engine.
+        cache_dir: downloads, assembled engines, local node state and checkpoints.
     """
-    url = params.pop("es_url")
-    engine = params.pop("engine")
-    cache_dir = params.pop("cache_dir")
-    auth = {
-        "api_key": params.pop("api_key"),
-        "username": params.pop("username"),
-        "password": params.pop("password"),
-        "ca_certs": params.pop("ca_certs"),
-        "verify_certs": not params.pop("insecure"),
-    }
-    if url is None:
+
+    es_url: str | None
+    api_key: str | None = field(repr=False)
+    username: str | None
+    password: str | None = field(repr=False)
+    ca_certs: Path | None
+    insecure: bool
+    engine: Engine
+    cache_dir: Path
+
+
+cluster_options = option_group(
+    "cluster",
+    ClusterOptions,
+    click.option(
+        "--es-url",
+        envvar="ES_URL",
+        help="Cluster URL (env ES_URL). Without it, a local node is used (and started).",
+    ),
+    click.option("--api-key", envvar="ES_API_KEY", help="API key (env ES_API_KEY)."),
+    click.option("--username", envvar="ES_USERNAME", help="Basic-auth user (env ES_USERNAME)."),
+    click.option("--password", envvar="ES_PASSWORD", help="Basic-auth password (env ES_PASSWORD)."),
+    click.option(
+        "--ca-certs",
+        envvar="ES_CA_CERTS",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="PEM file of the CA that signed the cluster certificate (env ES_CA_CERTS).",
+    ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        help="Do not verify the cluster's TLS certificate (not for production).",
+    ),
+    engine_option,
+    cache_dir_option,
+)
+"""Add --es-url, auth and TLS options, and --engine/--cache-dir: the command gets ``cluster``."""
+
+
+def open_cluster(options: ClusterOptions) -> Cluster:
+    """Connect to ``options.es_url``, or to the local node (started if it is not running)."""
+    if options.es_url is None:
+        engine, cache_dir = options.engine, options.cache_dir
         info = start_node(
             NodeConfig(
                 engine=engine, state_file=state_file(cache_dir, engine), cache_dir=cache_dir
@@ -104,4 +175,12 @@ def open_cluster(params: dict[str, Any]) -> Cluster:
         )
         click.echo(f"Using local {info.engine} {info.version} at {info.url}", err=True)
         return connect(ClusterConfig(url=info.url, engine=engine))
-    return connect(ClusterConfig(url=url, **auth))
+    config = ClusterConfig(
+        url=options.es_url,
+        api_key=options.api_key,
+        username=options.username,
+        password=options.password,
+        ca_certs=options.ca_certs,
+        verify_certs=not options.insecure,
+    )
+    return connect(config)

@@ -15,22 +15,18 @@ from typing import Any
 import click
 
 from colbert_rerank.encoder import ColbertConfig
-from colbert_rerank.rerank import Reranker, RerankResult
+from colbert_rerank.rerank import Reranker
 from splade_es.cli.colbert import build_colbert
 from splade_es.cli.models import build_encoder
-from splade_es.cli.options import cluster_options, open_cluster
-from splade_es.cluster.admin import get_index, index_stats
+from splade_es.cli.options import POSITIVE_INT, ClusterOptions, cluster_options, open_cluster
+from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import from_records
 from splade_es.data.stdlib_corpus import stdlib_corpus
 from splade_es.encoding.encoder import EncoderConfig
-from splade_es.indexing.bulk import BulkConfig, index_documents
-from splade_es.indexing.colbert_fields import (
-    ColbertStorage,
-    open_reranker,
-    peek,
-    prepare_embeddings,
-)
-from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
+from splade_es.indexing.bulk import BulkConfig
+from splade_es.search.pipeline import Retrieval, search_then_rerank
+from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import Hit, SearchConfig, Searcher
 
 SPECIAL = {"[CLS]", "[SEP]", "[MASK]", "[PAD]", "<s>", "</s>"}
@@ -46,10 +42,16 @@ QUERIES = (
 @click.command()
 @click.option("--index", "index_name", default="splade-es-quickstart", show_default=True)
 @click.option(
-    "--max-docs", type=int, default=2000, show_default=True, help="Size of the corpus to index."
+    "--max-docs",
+    type=POSITIVE_INT,
+    default=2000,
+    show_default=True,
+    help="Size of the corpus to index.",
 )
 @click.option("--query", "queries", multiple=True, help="Your own query (repeatable).")
-@click.option("-k", "k", type=int, default=3, show_default=True, help="Hits shown per query.")
+@click.option(
+    "-k", "k", type=POSITIVE_INT, default=3, show_default=True, help="Hits shown per query."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-progress", is_flag=True)
 @cluster_options
@@ -60,69 +62,70 @@ def quickstart(
     k: int,
     as_json: bool,
     no_progress: bool,
-    **params: Any,
+    cluster: ClusterOptions,
 ) -> None:
     """Index the Python docs with the shipped models and show search + rerank, explained."""
     started = time.perf_counter()
-    cluster = open_cluster(params)
+    connection = open_cluster(cluster)
+    try:
+        searcher, reranker = _prepare(connection, index_name, max_docs, not no_progress)
+        results = [_run(searcher, reranker, query, k) for query in (queries or QUERIES)]
+    finally:
+        connection.close()
+    if as_json:
+        click.echo(json.dumps(results, ensure_ascii=False, indent=1))
+        return
+    for result in results:
+        _print(result)
+    _print_next_steps(index_name, time.perf_counter() - started)
+
+
+def _prepare(
+    cluster: Cluster, index_name: str, max_docs: int, progress: bool
+) -> tuple[Searcher, Reranker]:
+    """Build the demo index (or reuse a complete one); its searcher and reranker."""
     corpus = stdlib_corpus(max_docs)
     splade = build_encoder(EncoderConfig(model="splade-tiny"))
     colbert = build_colbert(ColbertConfig())
-    info = get_index(cluster, index_name)
-    existing = index_stats(cluster, index_name)[0] if info is not None else 0
-    if existing == len(corpus) and info is not None and info.meta:
-        click.echo(f"Reusing index {index_name} ({existing} documents).", err=True)
+    click.echo(
+        f"Indexing {len(corpus)} Python standard-library docstrings into {index_name} "
+        f"on {cluster.engine} {cluster.version} (an index already complete is reused) ...",
+        err=True,
+    )
+    config = BuildConfig(
+        BulkConfig(index=index_name, progress=progress), expected_documents=len(corpus)
+    )
+    result = build_index(
+        cluster, from_records(corpus), splade, config, ColbertIndexing(colbert), total=len(corpus)
+    )
+    if result.report is None:
+        click.echo(f"Reusing index {index_name} ({result.documents} documents).", err=True)
     else:
-        click.echo(
-            f"Indexing {len(corpus)} Python standard-library docstrings into {index_name} "
-            f"on {cluster.engine} {cluster.version} ...",
-            err=True,
-        )
-        sample, documents = peek(from_records(corpus), 256)
-        fields, properties, meta = prepare_embeddings(
-            cluster, index_name, colbert, ColbertStorage(), sample
-        )
-        prepare_index(cluster, splade, index_name, extra_properties=properties, extra_meta=meta)
-        report = index_documents(
-            cluster,
-            documents,
-            [SpladeFields(splade), fields],
-            BulkConfig(index=index_name, progress=not no_progress),
-            total=len(corpus),
-        )
+        report = result.report
         click.echo(
             f"Indexed {report.indexed} documents in {report.seconds:.0f}s "
             f"({report.docs_per_second:.1f} docs/s), {report.failed} failed.",
             err=True,
         )
     searcher = Searcher(cluster, splade, SearchConfig(index=index_name, include_embeddings=True))
-    reranker = open_reranker(cluster, index_name, colbert)
-    results = [_run(searcher, reranker, query, k) for query in (queries or QUERIES)]
-    if as_json:
-        click.echo(json.dumps(results, ensure_ascii=False, indent=1))
-    else:
-        for result in results:
-            _print(result)
-        _print_next_steps(index_name, time.perf_counter() - started)
-    cluster.close()
+    return searcher, open_reranker(cluster, index_name, colbert)
 
 
 def _run(searcher: Searcher, reranker: Reranker, query: str, k: int) -> dict[str, Any]:
-    first = searcher.search(query, 50)
-    reranked: RerankResult = reranker.rerank(query, [h.as_dict() for h in first])
+    ranking = search_then_rerank(searcher, query, Retrieval(k=50, rerank_k=50), reranker)
+    first = sorted(ranking.hits, key=lambda hit: hit.first_stage_rank or 0)
     before = [_hit_summary(searcher, query, hit) for hit in first[:k]]
-    ranks = {hit.id: hit.rank for hit in first}
     after = []
-    for rank, hit in enumerate(reranked.hits[:k], start=1):
-        source = hit["_source"]
+    for hit in ranking.hits[:k]:
+        source = hit.source
         text = f"{source.get('title', '')} {source.get('text', '')}".strip()
         matches = reranker.explain(query, text, source[searcher.embeddings_field or "colbert"])
         after.append(
             {
-                "rank": rank,
-                "id": hit["_id"],
-                "colbert_score": hit["_colbert_score"],
-                "first_stage_rank": ranks[hit["_id"]],
+                "rank": hit.rank,
+                "id": hit.id,
+                "colbert_score": hit.colbert_score,
+                "first_stage_rank": hit.first_stage_rank,
                 "alignments": [
                     {
                         "query_token": m.query_token,

@@ -9,34 +9,38 @@ import click
 
 from colbert_rerank.fusion import Fusion, FusionMethod
 from colbert_rerank.rerank import RerankConfig, Reranker, TokenMatch
-from splade_es.cli.colbert import build_colbert, colbert_config, fusion_of, rerank_options
-from splade_es.cli.models import build_encoder, encoder_config, encoder_options
-from splade_es.cli.options import cluster_options, open_cluster
+from splade_es.cli.colbert import RerankOptions, build_colbert, rerank_options
+from splade_es.cli.models import ModelOptions, build_encoder, encoder_options
+from splade_es.cli.options import (
+    POSITIVE_INT,
+    UNIT_FLOAT,
+    ClusterOptions,
+    cluster_options,
+    open_cluster,
+    stack,
+)
 from splade_es.cluster.admin import get_index
 from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import encoded_text
-from splade_es.indexing.colbert_fields import open_reranker
-from splade_es.search.searcher import SearchConfig, Searcher
+from splade_es.search.pipeline import Mode, Retrieval, search_then_rerank
+from splade_es.search.rerank import open_reranker
+from splade_es.search.searcher import Explanation, Hit, SearchConfig, Searcher
 
 
-def _searcher(params: dict[str, Any], embeddings: bool = False) -> tuple[Cluster, Searcher]:
-    index = params.pop("index")
-    cluster = open_cluster(params)
-    info = get_index(cluster, index)
+def _searcher(connection: Cluster, model: ModelOptions, config: SearchConfig) -> Searcher:
+    """A searcher of ``config.index`` with ``--model``, else the model the index records."""
+    info = get_index(connection, config.index)
     recorded = info.meta.get("model") if info else None
-    encoder = build_encoder(encoder_config(params, recorded))
-    config = SearchConfig(
-        index=index,
-        allow_model_mismatch=params.pop("allow_model_mismatch"),
-        include_embeddings=embeddings,
-    )
-    return cluster, Searcher(cluster, encoder, config)
+    encoder = build_encoder(model.encoder_config(recorded))
+    return Searcher(connection, encoder, config)
 
 
-def _reranker(cluster: Cluster, searcher: Searcher, params: dict[str, Any]) -> Reranker:
-    colbert = build_colbert(colbert_config(params, searcher.colbert_model))
-    config = RerankConfig(field=searcher.embeddings_field or "colbert", fusion=fusion_of(params))
-    return open_reranker(cluster, searcher.config.index, colbert, config)
+def _reranker(
+    connection: Cluster, searcher: Searcher, rerank: RerankOptions, device: str | None
+) -> Reranker:
+    colbert = build_colbert(rerank.encoder_config(searcher.colbert_model, device))
+    config = RerankConfig(field=searcher.embeddings_field or "colbert", fusion=rerank.fusion)
+    return open_reranker(connection, searcher.config.index, colbert, config)
 
 
 def _filters(raw: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -60,7 +64,7 @@ def _snippet_of(source: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-common = [
+_common = stack(
     click.option("--index", required=True, help="Index or alias to search."),
     click.option(
         "--allow-model-mismatch",
@@ -68,18 +72,12 @@ common = [
         help="Search even if the index was built with another model (experts only).",
     ),
     click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
-]
-
-
-def _common(func: Any) -> Any:
-    for option in reversed(common):
-        func = option(func)
-    return func
+)
 
 
 @click.command()
 @click.argument("query")
-@click.option("-k", "k", type=int, default=10, show_default=True, help="Hits to return.")
+@click.option("-k", "k", type=POSITIVE_INT, default=10, show_default=True, help="Hits to return.")
 @click.option(
     "--mode",
     type=click.Choice(["splade", "bm25", "hybrid"]),
@@ -87,9 +85,13 @@ def _common(func: Any) -> Any:
     show_default=True,
 )
 @click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
-@click.option("--splade-weight", type=float, default=0.5, show_default=True, help="For weighted.")
+@click.option(
+    "--splade-weight", type=UNIT_FLOAT, default=0.5, show_default=True, help="For weighted."
+)
 @click.option("--filter", "filters", multiple=True, help="Filter clause as JSON (repeatable).")
-@click.option("--rerank", is_flag=True, help="Rescore the first --rerank-k hits with ColBERT.")
+@click.option(
+    "--rerank", "with_rerank", is_flag=True, help="Rescore the first --rerank-k hits with ColBERT."
+)
 @rerank_options
 @_common
 @encoder_options(default_model=None)
@@ -97,134 +99,162 @@ def _common(func: Any) -> Any:
 def search(
     query: str,
     k: int,
-    mode: str,
-    fusion: str,
+    mode: Mode,
+    fusion: FusionMethod,
     splade_weight: float,
     filters: tuple[str, ...],
-    rerank: bool,
+    with_rerank: bool,
+    index: str,
+    allow_model_mismatch: bool,
     as_json: bool,
-    **params: Any,
+    rerank: RerankOptions,
+    model: ModelOptions,
+    cluster: ClusterOptions,
 ) -> None:
     """Search an index with SPLADE (exact dot product), BM25, or both fused; optionally
     rerank with ColBERT MaxSim over the stored token embeddings."""
-    parsed = _filters(filters)
-    cluster, searcher = _searcher(params, embeddings=rerank)
-    depth = max(k, params["rerank_k"]) if rerank else k
-    if mode == "splade":
-        hits = searcher.search(query, depth, parsed)
-    elif mode == "bm25":
-        hits = searcher.bm25(query, depth, parsed)
-    else:
-        method: FusionMethod = "weighted" if fusion == "weighted" else "rrf"
-        hits = searcher.hybrid(
-            query, depth, Fusion(method=method, weight=splade_weight), filters=parsed
-        )
-    rows = [h.as_dict() | {"rank": h.rank} for h in hits]
-    if rerank:
-        field = searcher.embeddings_field or "colbert"
-        result = _reranker(cluster, searcher, params).rerank(query, rows)
-        rows = [
-            {key: value for key, value in hit.items() if key != "_source"}
-            | {"_source": {n: v for n, v in hit["_source"].items() if n != field}}
-            | {"rank": rank}
-            for rank, hit in enumerate(result.hits[:k], start=1)
-        ]
-        timing = result.stats
+    retrieval = Retrieval(
+        k=k,
+        mode=mode,
+        fusion=Fusion(method=fusion, weight=splade_weight),
+        rerank_k=rerank.rerank_k,
+        filters=tuple(_filters(filters)),
+    )
+    config = SearchConfig(
+        index, allow_model_mismatch=allow_model_mismatch, include_embeddings=with_rerank
+    )
+    connection = open_cluster(cluster)
+    try:
+        searcher = _searcher(connection, model, config)
+        reranker = _reranker(connection, searcher, rerank, model.device) if with_rerank else None
+        ranking = search_then_rerank(searcher, query, retrieval, reranker)
+    finally:
+        connection.close()
+    if ranking.rerank is not None:
+        stats = ranking.rerank
         click.echo(
-            f"reranked {timing.reranked} hits: query {timing.encode_ms:.1f} ms, decode "
-            f"{timing.decode_ms:.1f} ms, MaxSim {timing.maxsim_ms:.1f} ms",
+            f"reranked {stats.reranked} hits: query {stats.encode_ms:.1f} ms, decode "
+            f"{stats.decode_ms:.1f} ms, MaxSim {stats.maxsim_ms:.1f} ms",
             err=True,
         )
+    rows = [_row(hit, searcher.embeddings_field) for hit in ranking.hits]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
-    else:
-        for row in rows:
-            first = row.get("_first_stage_score")
-            extra = f" (first stage {first:.3f})" if isinstance(first, float) else ""
-            text = _snippet_of(row.get("_source", {}))
-            click.echo(f"{row['rank']:>3}  {row['_score']:9.4f}  {row['_id']:<20} {text}{extra}")
-    cluster.close()
+        return
+    for row in rows:
+        first = row.get("_first_stage_score")
+        extra = f" (first stage {first:.3f})" if isinstance(first, float) else ""
+        text = _snippet_of(row.get("_source", {}))
+        click.echo(f"{row['rank']:>3}  {row['_score']:9.4f}  {row['_id']:<20} {text}{extra}")
+
+
+def _row(hit: Hit, embeddings_field: str | None) -> dict[str, Any]:
+    """A hit as the client returns it, with its rank and without the stored embeddings."""
+    row = hit.as_dict() | {"rank": hit.rank}
+    row["_source"] = {n: v for n, v in hit.source.items() if n != embeddings_field}
+    return row
 
 
 @click.command()
 @click.argument("query")
 @click.option("--id", "doc_id", required=True, help="Document id to explain.")
-@click.option("--top", type=int, default=20, show_default=True, help="Terms to show.")
+@click.option("--top", type=POSITIVE_INT, default=20, show_default=True, help="Terms to show.")
 @click.option("--colbert", is_flag=True, help="Also align query tokens with document tokens.")
 @rerank_options
 @_common
 @encoder_options(default_model=None)
 @cluster_options
-def explain(query: str, doc_id: str, top: int, colbert: bool, as_json: bool, **params: Any) -> None:
+def explain(
+    query: str,
+    doc_id: str,
+    top: int,
+    colbert: bool,
+    index: str,
+    allow_model_mismatch: bool,
+    as_json: bool,
+    rerank: RerankOptions,
+    model: ModelOptions,
+    cluster: ClusterOptions,
+) -> None:
     """Show which terms made a document match: query weight x document weight, per term
     (and with --colbert, which document token each query token matched)."""
-    cluster, searcher = _searcher(params)
-    result = searcher.explain(query, doc_id)
-    matches = _alignments(cluster, searcher, query, doc_id, params) if colbert else []
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "id": result.id,
-                    "score": result.score,
-                    "impacts": [
-                        {
-                            "token": i.token,
-                            "query_weight": i.query_weight,
-                            "doc_weight": i.doc_weight,
-                            "contribution": i.contribution,
-                        }
-                        for i in result.impacts
-                    ],
-                    "query_expansion": result.query_expansion,
-                    "foreign_terms": result.foreign_terms,
-                    "colbert": [
-                        {
-                            "query_token": m.query_token,
-                            "document_token": m.document_token,
-                            "document_position": m.document_position,
-                            "contribution": m.contribution,
-                        }
-                        for m in matches
-                    ],
-                },
-                ensure_ascii=False,
-            )
+    connection = open_cluster(cluster)
+    try:
+        searcher = _searcher(
+            connection, model, SearchConfig(index, allow_model_mismatch=allow_model_mismatch)
         )
-    else:
-        click.echo(f"{doc_id}: score {result.score:.4f} from {len(result.impacts)} shared terms")
-        click.echo(f"{'term':<20} {'query':>8} {'doc':>8} {'q x d':>8}")
-        for impact in result.impacts[:top]:
+        result = searcher.explain(query, doc_id)
+        matches = _alignments(connection, searcher, query, doc_id, rerank, model) if colbert else []
+    finally:
+        connection.close()
+    if as_json:
+        click.echo(json.dumps(_explanation_json(result, matches), ensure_ascii=False))
+        return
+    click.echo(f"{doc_id}: score {result.score:.4f} from {len(result.impacts)} shared terms")
+    click.echo(f"{'term':<20} {'query':>8} {'doc':>8} {'q x d':>8}")
+    for impact in result.impacts[:top]:
+        click.echo(
+            f"{impact.token:<20} {impact.query_weight:8.3f} {impact.doc_weight:8.3f} "
+            f"{impact.contribution:8.3f}"
+        )
+    click.echo(f"query expansion terms: {', '.join(result.query_expansion[:top]) or '(none)'}")
+    if result.foreign_terms:
+        foreign = list(result.foreign_terms.items())[:top]
+        shown = ", ".join(f"{k!r}={v!r:.20}" for k, v in foreign)
+        click.echo(
+            f"warning: {len(result.foreign_terms)} stored term(s) were not written by this "
+            f"model (shown raw, they score nothing): {shown}"
+        )
+    if matches:
+        total = sum(m.contribution for m in matches)
+        click.echo(f"\nColBERT MaxSim {total:.4f}: query token -> best document token")
+        for m in matches:
             click.echo(
-                f"{impact.token:<20} {impact.query_weight:8.3f} {impact.doc_weight:8.3f} "
-                f"{impact.contribution:8.3f}"
+                f"{m.query_token:<16} -> {m.document_token:<16} #{m.document_position:<4} "
+                f"{m.contribution:7.3f}"
             )
-        click.echo(f"query expansion terms: {', '.join(result.query_expansion[:top]) or '(none)'}")
-        if result.foreign_terms:
-            foreign = list(result.foreign_terms.items())[:top]
-            shown = ", ".join(f"{k!r}={v!r:.20}" for k, v in foreign)
-            click.echo(
-                f"warning: {len(result.foreign_terms)} stored term(s) were not written by this "
-                f"model (shown raw, they score nothing): {shown}"
-            )
-        if matches:
-            total = sum(m.contribution for m in matches)
-            click.echo(f"\nColBERT MaxSim {total:.4f}: query token -> best document token")
-            for m in matches:
-                click.echo(
-                    f"{m.query_token:<16} -> {m.document_token:<16} #{m.document_position:<4} "
-                    f"{m.contribution:7.3f}"
-                )
-    cluster.close()
+
+
+def _explanation_json(result: Explanation, matches: list[TokenMatch]) -> dict[str, Any]:
+    """``explain --json``: the term impacts, expansion, foreign terms and ColBERT matches."""
+    return {
+        "id": result.id,
+        "score": result.score,
+        "impacts": [
+            {
+                "token": i.token,
+                "query_weight": i.query_weight,
+                "doc_weight": i.doc_weight,
+                "contribution": i.contribution,
+            }
+            for i in result.impacts
+        ],
+        "query_expansion": result.query_expansion,
+        "foreign_terms": result.foreign_terms,
+        "colbert": [
+            {
+                "query_token": m.query_token,
+                "document_token": m.document_token,
+                "document_position": m.document_position,
+                "contribution": m.contribution,
+            }
+            for m in matches
+        ],
+    }
 
 
 def _alignments(
-    cluster: Cluster, searcher: Searcher, query: str, doc_id: str, params: dict[str, Any]
+    connection: Cluster,
+    searcher: Searcher,
+    query: str,
+    doc_id: str,
+    rerank: RerankOptions,
+    model: ModelOptions,
 ) -> list[TokenMatch]:
     field = searcher.embeddings_field
     if field is None:
         raise click.UsageError(f"Index {searcher.config.index!r} stores no ColBERT embeddings.")
     source = searcher.document(doc_id, [field, "title", "text"])
-    reranker = _reranker(cluster, searcher, params)
+    reranker = _reranker(connection, searcher, rerank, model.device)
     text = encoded_text(str(source.get("title") or ""), str(source.get("text") or ""))
     return reranker.explain(query, text, source[field])
