@@ -290,12 +290,19 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "engine": f"{cluster.engine} {cluster.version}",
     }
-    codecs = bench_codecs(args, cluster)
-    docs, query, projection = codecs.pop("_docs"), codecs.pop("_query"), codecs.pop("_projection")
-    result["codecs"] = codecs
-    result["maxsim"] = bench_maxsim(docs, query, projection)
-    if args.colbert_index:
-        result["end_to_end"] = bench_end_to_end(args, cluster)
+    try:
+        codecs = bench_codecs(args, cluster)
+        docs, query, projection = (
+            codecs.pop("_docs"),
+            codecs.pop("_query"),
+            codecs.pop("_projection"),
+        )
+        result["codecs"] = codecs
+        result["maxsim"] = bench_maxsim(docs, query, projection)
+        if args.colbert_index:
+            result["end_to_end"] = bench_end_to_end(args, cluster)
+    finally:
+        cluster.close()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "colbert.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "colbert.md").write_text(markdown(result))

@@ -12,11 +12,37 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from splade_es.cluster.connection import ClusterConfig, connect
-from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
-from splade_es.evaluation.evaluator import EvalConfig, evaluate
+from splade_es.evaluation.evaluator import EvalConfig
 from splade_es.training import sweep
+
+
+def evaluate_rows(cluster: Any, facts: dict[str, Any], args: argparse.Namespace) -> list[Any]:
+    """The start model's row, then one per trained model of the chosen learning rate."""
+    config = EvalConfig(dataset=args.data, split="test", stages=("splade",), progress=True)
+    label = f"{args.start_model} (zero-shot)"
+    rows = [sweep.evaluate_row(cluster, args.start_model, label, None, config)]
+    runs = [
+        (name, run)
+        for name, run in facts["runs"].items()
+        if run["kind"] == "splade"
+        and run["lr"] == facts["chosen_splade_lr"]
+        and (args.models / name).is_dir()
+    ]
+    for name, run in sorted(runs, key=lambda item: item[1]["lambda_document"]):
+        folder = args.models / name
+        if (folder / "final").is_dir():  # straight from train_scifact.py
+            folder = folder / "final"
+        value = run["lambda_document"]
+        row = sweep.evaluate_row(
+            cluster, str(folder), f"λ_d={value:g}", value, config, run["seconds"]
+        )
+        row["dev_ndcg@10"] = run["dev_ndcg@10"]
+        rows.append(row)
+        print(sweep.markdown(rows[-1:], name), flush=True)
+    return rows
 
 
 def main() -> None:
@@ -33,28 +59,10 @@ def main() -> None:
 
     facts = json.loads(args.facts.read_text())
     cluster = connect(ClusterConfig(url=args.es_url))
-    config = EvalConfig(dataset=args.data, split="test", stages=("splade",), progress=True)
-    start = evaluate(cluster, SpladeEncoder(EncoderConfig(model=args.start_model)), config)
-    rows = [sweep.sweep_row(f"{args.start_model} (zero-shot)", None, start, None)]
-    runs = [
-        (name, run)
-        for name, run in facts["runs"].items()
-        if run["kind"] == "splade"
-        and run["lr"] == facts["chosen_splade_lr"]
-        and (args.models / name).is_dir()
-    ]
-    for name, run in sorted(runs, key=lambda item: item[1]["lambda_document"]):
-        folder = args.models / name
-        if (folder / "final").is_dir():  # straight from train_scifact.py
-            folder = folder / "final"
-        encoder = SpladeEncoder(EncoderConfig(model=str(folder)))
-        report = evaluate(cluster, encoder, config)
-        row = sweep.sweep_row(
-            f"λ_d={run['lambda_document']:g}", run["lambda_document"], report, run["seconds"]
-        )
-        row["dev_ndcg@10"] = run["dev_ndcg@10"]
-        rows.append(row)
-        print(sweep.markdown(rows[-1:], name), flush=True)
+    try:
+        rows = evaluate_rows(cluster, facts, args)
+    finally:
+        cluster.close()
     caption = (
         f"SciFact test (300 queries, 5,183 docs) through {cluster.engine} {cluster.version}; "
         f"splade-tiny fine-tuned on {facts['examples']} train examples (λ_q = λ_d, "

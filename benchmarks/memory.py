@@ -79,17 +79,22 @@ def measure_one(url: str, corpus: Path, index: str, chunk_docs: int) -> dict[str
     from splade_es.cluster.connection import ClusterConfig, connect
     from splade_es.data.corpus import read_corpus
     from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
-    from splade_es.indexing.bulk import BulkConfig, index_documents
-    from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+    from splade_es.indexing.build import BuildConfig, build_index
+    from splade_es.indexing.bulk import BulkConfig
 
     cluster = connect(ClusterConfig(url=url))
-    encoder = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
-    prepare_index(cluster, encoder, index, replicas=0)
-    config = BulkConfig(index=index, chunk_docs=chunk_docs, progress=False)
-    started = time.perf_counter()
-    report = index_documents(cluster, read_corpus(corpus), [SpladeFields(encoder)], config)
-    seconds = time.perf_counter() - started
-    cluster.request("DELETE", f"/{index}")  # created above by this run
+    try:
+        encoder = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
+        bulk = BulkConfig(index=index, chunk_docs=chunk_docs, progress=False)
+        started = time.perf_counter()
+        built = build_index(cluster, read_corpus(corpus), encoder, BuildConfig(bulk, replicas=0))
+        seconds = time.perf_counter() - started
+        cluster.request("DELETE", f"/{index}")  # created above by this run
+    finally:
+        cluster.close()
+    report = built.report
+    if report is None:
+        raise RuntimeError(f"{index} was reused, not written: the benchmark needs a new index")
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"indexed": report.indexed, "seconds": seconds, "peak_rss_mb": peak_kib / 1024}
 

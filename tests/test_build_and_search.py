@@ -7,7 +7,8 @@ import pytest
 from corpus_fixture import DOCS
 
 from colbert_rerank.rerank import RerankConfig
-from splade_es.cluster.admin import index_uuid
+from splade_es.cluster.admin import IndexMismatchError, index_uuid
+from splade_es.cluster.companion import codebook_index_name
 from splade_es.cluster.connection import ClusterError
 from splade_es.data.corpus import FieldNames, from_records
 from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
@@ -71,6 +72,31 @@ def test_failed_documents_raise_and_the_alias_stays_put(cluster, splade_encoder,
     assert missing.value.status == 404
 
 
+def test_embeddings_are_not_added_in_place_and_nothing_is_left_behind(
+    cluster, splade_encoder, colbert_encoder, index_names
+):
+    index = index_names(cluster)
+    build_index(cluster, from_records(DOCS), splade_encoder, config(index))
+    colbert = ColbertIndexing(colbert_encoder, ColbertStorage(codec="residual", centroids=8))
+    with pytest.raises(IndexMismatchError, match=r"without ColBERT token embeddings.*--alias"):
+        build_index(cluster, from_records(DOCS), splade_encoder, config(index), colbert)
+    with pytest.raises(ClusterError) as missing:  # no orphan codebook companion index
+        cluster.request("GET", f"/{codebook_index_name(index)}")
+    assert missing.value.status == 404
+
+
+def test_a_template_index_is_accepted_again_without_its_template(
+    cluster, splade_encoder, index_names
+):
+    index = index_names(cluster)
+    template = {"mappings": {"_meta": {"owner": "search-team"}, "properties": {}}}
+    build_index(cluster, from_records(DOCS), splade_encoder, config(index, template=template))
+    again = build_index(cluster, from_records(DOCS), splade_encoder, config(index))
+    assert again.prepared.state == "exists"
+    meta = cluster.request("GET", f"/{index}/_mapping")[index]["mappings"]["_meta"]
+    assert meta["owner"] == "search-team"
+
+
 def test_build_config_refuses_bad_values():
     with pytest.raises(ValueError, match="Index name 'Bad' is not allowed"):
         config("ok", alias="Bad")
@@ -106,6 +132,7 @@ def test_search_then_rerank_reranks_the_head_and_keeps_the_tail(
     assert [h.id for h in tail] == [h.id for h in first[5:8]]
     assert all(h.colbert_score is None for h in tail)
     assert [h.first_stage_rank for h in tail] == [6, 7, 8]
+    assert [h.first_stage_score for h in tail] == [h.score for h in first[5:8]]
     assert [h.rank for h in ranking.hits] == list(range(1, 9))
     ranks = {h.id: h.rank for h in first}
     assert all(h.first_stage_rank == ranks[h.id] for h in head)

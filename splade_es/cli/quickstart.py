@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -113,7 +114,13 @@ def _prepare(
 
 def _run(searcher: Searcher, reranker: Reranker, query: str, k: int) -> dict[str, Any]:
     ranking = search_then_rerank(searcher, query, Retrieval(k=50, rerank_k=50), reranker)
-    first = sorted(ranking.hits, key=lambda hit: hit.first_stage_rank or 0)
+    first = sorted(
+        (
+            replace(hit, rank=hit.first_stage_rank or hit.rank, score=hit.first_stage_score or 0.0)
+            for hit in ranking.hits
+        ),
+        key=lambda hit: hit.rank,
+    )
     before = [_hit_summary(searcher, query, hit) for hit in first[:k]]
     after = []
     for hit in ranking.hits[:k]:

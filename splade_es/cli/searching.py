@@ -113,11 +113,15 @@ def search(
 ) -> None:
     """Search an index with SPLADE (exact dot product), BM25, or both fused; optionally
     rerank with ColBERT MaxSim over the stored token embeddings."""
+    rerank_k = rerank.rerank_k
+    if with_rerank and rerank_k < k:
+        click.echo(f"--rerank-k {rerank_k} is below -k {k}: reranking the top {k}.", err=True)
+        rerank_k = k
     retrieval = Retrieval(
         k=k,
         mode=mode,
         fusion=Fusion(method=fusion, weight=splade_weight),
-        rerank_k=rerank.rerank_k,
+        rerank_k=rerank_k,
         filters=tuple(_filters(filters)),
     )
     config = SearchConfig(

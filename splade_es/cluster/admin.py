@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from splade_es.cluster.capabilities import probe
 from splade_es.cluster.connection import Cluster, ClusterError
-from splade_es.cluster.mapping import META_KEY, MappingType, meta_differences
+from splade_es.cluster.mapping import META_KEY, RESERVED_META_KEYS, MappingType, meta_differences
 from splade_es.cluster.names import check_index_name
 
 __all__ = [
@@ -125,9 +125,9 @@ def ensure_index(
         if existing.meta.get(key) != wanted.get(key):
             problems.append(f"{key}: index has {existing.meta.get(key)!r}, wanted {wanted[key]!r}")
     wanted_all = body["mappings"]["_meta"]
-    for key in sorted(set(wanted_all) | set(existing.all_meta)):
+    for key in RESERVED_META_KEYS:  # the package's own blocks; a template's _meta is the user's
         if key != META_KEY and wanted_all.get(key) != existing.all_meta.get(key):
-            problems.append(f"_meta.{key} differs (stored embeddings, model or template)")
+            problems.append(f"_meta.{key} differs (stored embeddings settings or model)")
     if problems:
         raise IndexMismatchError(
             f"Index {name!r} was built differently ({'; '.join(problems)}). Index into a new "

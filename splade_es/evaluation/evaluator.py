@@ -115,15 +115,13 @@ def evaluate(
     result = _header(cluster, encoder, config, built, mapping_type)
     # Counted on what the index stores, so a reused index reports it too.
     result["indexing"]["avg_terms_per_doc"] = round(searcher.average_stored_terms(), 1)
-    reranker = None
-    if config.reranks and colbert is not None:
-        result["colbert_model"] = colbert.config.model
-        result["colbert_codec"] = config.storage.codec
-        reranker = open_reranker(cluster, index, colbert, RerankConfig(field=config.storage.field))
+    reranker, embedded = _reranking(cluster, encoder, colbert, config, index, result)
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for stage in config.stages:
         timings: dict[str, Any] = {}
-        search = _stage_search(stage, searcher, reranker, config, timings)
+        reranks = stage.endswith("+colbert") and reranker is not None
+        first = (embedded or searcher) if reranks else searcher
+        search = _stage_search(stage, first, reranker, config, timings)
         run, latencies = _run_stage(stage, search, queries, config.progress)
         runs[stage] = run
         result["stages"][stage] = {
@@ -144,6 +142,25 @@ def evaluate(
         )
         result["parity"] = exact_parity(encoder, documents, queries, qrels, engine_run)
     return result
+
+
+def _reranking(
+    cluster: Cluster,
+    encoder: SpladeEncoder,
+    colbert: ColbertEncoder | None,
+    config: EvalConfig,
+    index: str,
+    result: dict[str, Any],
+) -> tuple[Reranker | None, Searcher | None]:
+    """The reranker of the ``+colbert`` stages and the searcher they start from, which
+    returns the stored embeddings with the hits (no second round trip); notes the model."""
+    if not config.reranks or colbert is None:
+        return None, None
+    field = config.storage.field
+    embedded = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[field]))
+    result["colbert_model"] = colbert.config.model
+    result["colbert_codec"] = config.storage.codec
+    return open_reranker(cluster, index, colbert, RerankConfig(field=field)), embedded
 
 
 def _judged_queries(config: EvalConfig) -> tuple[dict[str, str], dict[str, dict[str, int]]]:

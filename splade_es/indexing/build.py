@@ -2,8 +2,9 @@
 
 Indexing: documents -> (ColBERT codebook fitted on a sample) -> index created or checked ->
 SPLADE terms and token embeddings encoded in one pass -> bulk writes -> report -> alias.
-The CLI's ``index`` command, evaluation, the quickstart, the benchmarks and the tests all call
-:func:`build_index`; none of them wires the stages by hand.
+The CLI's ``index`` command, evaluation, the quickstart and the benchmarks all call
+:func:`build_index` instead of wiring the stages by hand (only the bulk writer's own tests
+drive :func:`~splade_es.indexing.bulk.index_documents` directly, to inject faults).
 """
 
 from __future__ import annotations
@@ -14,8 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.storage import META_KEY as COLBERT_META_KEY
 from colbert_rerank.storage import EmbeddingFields
-from splade_es.cluster.admin import index_stats, index_uuid, swap_alias
+from splade_es.cluster.admin import (
+    IndexMismatchError,
+    get_index,
+    index_stats,
+    index_uuid,
+    swap_alias,
+)
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.mapping import IndexLayout
 from splade_es.cluster.names import check_index_name
@@ -149,6 +157,7 @@ def prepare(
     properties: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     if colbert is not None:
+        _refuse_embeddings_in_place(cluster, index)
         sample, stream = peek(stream, colbert.storage.sample_documents)
         embeddings, properties, meta = prepare_embeddings(
             cluster, index, colbert.encoder, colbert.storage, sample
@@ -169,6 +178,18 @@ def prepare(
     if checkpoint is None and config.checkpoint_dir is not None:
         checkpoint = config.checkpoint_dir / f"{index}-{index_uuid(cluster, index)}.tsv"
     return PreparedIndex(index, state, layout, embeddings, checkpoint), encoders, stream
+
+
+def _refuse_embeddings_in_place(cluster: Cluster, index: str) -> None:
+    """Refuse, before any model runs or codebook is stored, to add token embeddings to an
+    existing index that has none (its documents would stay without them)."""
+    info = get_index(cluster, index)
+    if info is not None and not info.all_meta.get(COLBERT_META_KEY):
+        raise IndexMismatchError(
+            f"Index {index!r} exists without ColBERT token embeddings, and they cannot be added "
+            "in place: build a new index with them (splade-es index --colbert, or "
+            "ColbertIndexing) and move an alias to it (--alias / BuildConfig.alias)."
+        )
 
 
 def build_index(

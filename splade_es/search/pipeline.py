@@ -1,5 +1,6 @@
-"""Search then rerank: the one way every caller (CLI, evaluation, quickstart, benchmarks, the
-rerank hook's users) runs a first stage and, optionally, ColBERT MaxSim over its top hits.
+"""Search then rerank: the one way the CLI, evaluation, the quickstart and the load benchmark run
+a first stage and, optionally, ColBERT MaxSim over its top hits (``bench_colbert.py`` alone
+times the two phases apart, on query vectors encoded beforehand).
 
 Query: text -> first stage (SPLADE, BM25 or both fused) -> top ``rerank_k`` hits -> MaxSim ->
 hits. The first stage runs in the engine; reranking runs here, on the embeddings stored with
@@ -128,7 +129,7 @@ def search_then_rerank(
         for rank, hit in enumerate(result.hits, start=1)
     ]
     rest = [
-        replace(hit, rank=rank, first_stage_rank=hit.rank)
+        replace(hit, rank=rank, first_stage_score=hit.score, first_stage_rank=hit.rank)
         for rank, hit in enumerate(tail, start=len(reranked) + 1)
     ]
     return Ranking((reranked + rest)[: retrieval.k], search_ms, result.stats)

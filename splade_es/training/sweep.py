@@ -99,9 +99,6 @@ def run_sweep(
         >>> rows = run_sweep(cluster, config, examples, None, EvalConfig(Path("scifact")))
         >>> write(rows, Path("sweep"), "scifact")
     """
-    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
-    from splade_es.evaluation.evaluator import evaluate
-
     if "splade" not in eval_config.stages:
         raise ValueError(
             f"stages={eval_config.stages!r}: the sweep reads the splade stage of each "
@@ -115,15 +112,36 @@ def run_sweep(
             on_row(row)
 
     if config.with_start:
-        encoder = SpladeEncoder(EncoderConfig(model=config.model, device=config.device))
-        report = evaluate(cluster, encoder, eval_config)
-        finished(sweep_row(f"{config.model} (start)", None, report, None))
+        label = f"{config.model} (start)"
+        finished(evaluate_row(cluster, config.model, label, None, eval_config, None, config.device))
     for value in config.lambdas:
         final, seconds = _train(config, value, examples, dev)
-        encoder = SpladeEncoder(EncoderConfig(model=str(final), device=config.device))
-        report = evaluate(cluster, encoder, eval_config)
-        finished(sweep_row(f"λ_d={value:g}", value, report, seconds))
+        label = f"λ_d={value:g}"
+        finished(
+            evaluate_row(cluster, str(final), label, value, eval_config, seconds, config.device)
+        )
     return rows
+
+
+def evaluate_row(
+    cluster: Cluster,
+    model: str,
+    label: str,
+    lambda_document: float | None,
+    eval_config: EvalConfig,
+    train_seconds: float | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate one SPLADE model on ``cluster`` and return its table row (:func:`sweep_row`).
+
+    Used by :func:`run_sweep` and by ``benchmarks/eval_sweep.py`` (models trained elsewhere).
+    """
+    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+    from splade_es.evaluation.evaluator import evaluate
+
+    encoder = SpladeEncoder(EncoderConfig(model=model, device=device))
+    report = evaluate(cluster, encoder, eval_config)
+    return sweep_row(label, lambda_document, report, train_seconds)
 
 
 def _train(
