@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.loading import (
     SAFETENSORS_ONLY,
     check_safe_weights,
@@ -72,10 +73,10 @@ class ColbertConfig:
     max_stored_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "query_length", "document_length", "max_stored_tokens"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+        check_positive_ints(self, "batch_size")
+        check_positive_ints(
+            self, "query_length", "document_length", "max_stored_tokens", optional=True
+        )
 
 
 @dataclass(frozen=True)

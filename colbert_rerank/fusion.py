@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from colbert_rerank.checks import check_positive_ints
+
 __all__ = [
     "Fusion",
     "FusionMethod",
@@ -40,8 +42,7 @@ class Fusion:
             raise ValueError(f"fusion={self.method!r}: expected replace, weighted or rrf.")
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"fusion weight={self.weight!r}: expected a number in [0, 1].")
-        if self.rrf_k < 1:
-            raise ValueError(f"rrf_k={self.rrf_k!r}: expected a positive integer.")
+        check_positive_ints(self, "rrf_k")
 
 
 def min_max(scores: Mapping[str, float]) -> dict[str, float]:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.codecs import Codec, CodecError
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.fusion import Fusion, fuse
@@ -82,8 +83,7 @@ class RerankConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-            raise ValueError(f"top_k={self.top_k!r}: expected a positive integer or None.")
+        check_positive_ints(self, "top_k", optional=True)
         if self.on_missing not in ("error", "first_stage"):
             raise ValueError(f"on_missing={self.on_missing!r}: expected error or first_stage.")
 

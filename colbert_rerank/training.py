@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.encoder import (
     DEFAULT_MODEL,
     ColbertConfig,
@@ -94,8 +95,7 @@ class ColbertTrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in ("contrastive", "margin-mse"):
             raise ValueError(f"loss={self.loss!r}: expected contrastive or margin-mse.")
-        if self.dim is not None and (not isinstance(self.dim, int) or self.dim < 1):
-            raise ValueError(f"dim={self.dim!r}: expected a positive integer (e.g. 128).")
+        check_positive_ints(self, "dim", optional=True)
         if not self.scale > 0:
             raise ValueError(f"scale={self.scale!r}: expected > 0.")
 

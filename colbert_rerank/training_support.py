@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from colbert_rerank.checks import check_positive_ints
+
 __all__ = [
     "LOG_FILE",
     "Precision",
@@ -71,12 +73,8 @@ class Schedule:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "eval_steps", "save_steps", "logging_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}: expected a positive integer.")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps={self.max_steps!r}: expected a positive integer.")
+        check_positive_ints(self, "batch_size", "eval_steps", "save_steps", "logging_steps")
+        check_positive_ints(self, "max_steps", optional=True)
         if not self.epochs > 0:
             raise ValueError(f"epochs={self.epochs!r}: expected > 0.")
         if not self.learning_rate > 0:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.loading import (
     SAFETENSORS_ONLY,
     check_safe_weights,
@@ -68,10 +69,9 @@ class EncoderConfig:
     head_chunk_tokens: int = 1024
 
     def __post_init__(self) -> None:
-        for name in ("document_max_length", "query_max_length", "batch_size", "head_chunk_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+        check_positive_ints(
+            self, "document_max_length", "query_max_length", "batch_size", "head_chunk_tokens"
+        )
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype={self.dtype!r}: expected float32, float16 or bfloat16.")
         if self.pooling not in (None, "max", "sum"):

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from colbert_rerank.checks import check_positive_ints
+
 # Lucene's FeatureField keeps the top 16 bits of a float32 (sign, exponent, 7+1 mantissa bits).
 _LUCENE_SHIFT = 15
 MIN_FEATURE_VALUE = float(np.finfo(np.float32).tiny)  # smallest positive normal float32
@@ -116,8 +118,7 @@ class Pruning:
     min_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-            raise ValueError(f"top_k={self.top_k!r}: expected a positive integer or None.")
+        check_positive_ints(self, "top_k", optional=True)
         if not (isinstance(self.min_weight, int | float) and self.min_weight >= 0):
             raise ValueError(f"min_weight={self.min_weight!r}: expected a number >= 0.")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.rerank import RerankConfig, Reranker
 from splade_es import __version__
@@ -78,10 +79,8 @@ class EvalConfig:
             raise ValueError(
                 f"Unknown stages {unknown or '(none given)'}: choose from {', '.join(STAGES)}."
             )
-        for name in ("max_queries", "max_docs", "rerank_k", "depth"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+        check_positive_ints(self, "rerank_k", "depth")
+        check_positive_ints(self, "max_queries", "max_docs", optional=True)
 
     @property
     def reranks(self) -> bool:

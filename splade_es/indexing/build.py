@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.storage import META_KEY as COLBERT_META_KEY
 from colbert_rerank.storage import EmbeddingFields
@@ -78,10 +79,7 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.alias is not None:
             check_index_name(self.alias)
-        for name in ("shards", "expected_documents"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name}={value!r}: expected a positive integer or None.")
+        check_positive_ints(self, "shards", "expected_documents", optional=True)
         if self.replicas is not None and (not isinstance(self.replicas, int) or self.replicas < 0):
             raise ValueError(f"replicas={self.replicas!r}: expected an integer >= 0 or None.")
 

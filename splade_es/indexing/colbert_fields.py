@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.codebook import fit_codebook
 from colbert_rerank.codecs import Codec, CodecName
 from colbert_rerank.encoder import ColbertEncoder
@@ -57,10 +58,8 @@ class ColbertStorage:
             raise ValueError(f"codec={self.codec!r}: expected residual, int8 or float16.")
         if self.bits not in (1, 2, 4, 8):
             raise ValueError(f"bits={self.bits!r}: expected 1, 2, 4 or 8.")
-        if self.sample_documents < 1:
-            raise ValueError(f"sample_documents={self.sample_documents!r}: expected >= 1.")
-        if self.dim is not None and self.dim < 1:
-            raise ValueError(f"dim={self.dim!r}: expected a positive integer or None.")
+        check_positive_ints(self, "sample_documents")
+        check_positive_ints(self, "dim", "centroids", optional=True)
 
     @property
     def needs_fit(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from colbert_rerank.checks import check_positive_ints
 from splade_es.cluster.connection import ClusterError
 from splade_es.cluster.names import check_index_name
 from splade_es.indexing.queue import Failure
@@ -53,17 +54,15 @@ class BulkConfig:
 
     def __post_init__(self) -> None:
         check_index_name(self.index)
-        for name in (
+        check_positive_ints(
+            self,
             "chunk_docs",
             "chunk_bytes",
             "encode_batch",
             "queue_batches",
             "max_attempts",
             "min_chunk_docs",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+        )
         if self.min_chunk_docs > self.chunk_docs:
             raise ValueError(
                 f"min_chunk_docs={self.min_chunk_docs} is above chunk_docs={self.chunk_docs}: "

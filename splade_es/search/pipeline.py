@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.fusion import Fusion
 from colbert_rerank.rerank import Reranker, RerankStats
 from splade_es.search.searcher import RRF, Hit, Searcher
@@ -45,10 +46,7 @@ class Retrieval:
     filters: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        for name in ("k", "hybrid_depth", "rerank_k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}: expected a positive integer.")
+        check_positive_ints(self, "k", "hybrid_depth", "rerank_k")
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}.")
 

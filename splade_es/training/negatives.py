@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
+from colbert_rerank.checks import check_positive_ints
+
 if TYPE_CHECKING:  # mining runs searches; loading a cache needs no client
     from splade_es.search.searcher import Hit, Searcher
 
@@ -49,8 +51,7 @@ class MiningConfig:
             raise ValueError(
                 f"rank range {self.rank_start}..{self.rank_end}: expected 1 <= start <= end."
             )
-        if self.count < 1:
-            raise ValueError(f"count={self.count!r}: expected a positive integer.")
+        check_positive_ints(self, "count")
 
 
 def select_negatives(

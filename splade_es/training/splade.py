@@ -24,6 +24,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.loading import SAFETENSORS_ONLY, check_safe_weights
 from colbert_rerank.training_support import (
     LOG_FILE,
@@ -89,10 +90,7 @@ class SpladeTrainConfig:
                 )
         if self.lambda_warmup_steps < 0:
             raise ValueError(f"lambda_warmup_steps={self.lambda_warmup_steps!r}: expected >= 0.")
-        if self.document_max_length < 1:
-            raise ValueError(
-                f"document_max_length={self.document_max_length!r}: expected a positive integer."
-            )
+        check_positive_ints(self, "document_max_length")
 
 
 class MarginRankingLoss(nn.Module):
