@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from splade_es.cluster.connection import Cluster, ClusterError
+from splade_es.cluster.mapping import packaged_template
 from splade_es.cluster.names import check_index_name
 
 logger = logging.getLogger(__name__)
@@ -247,16 +248,12 @@ def _create(
     properties: dict[str, Any],
     document: dict[str, Any],
 ) -> None:
-    """Create ``index`` (recorded in ``created`` once the PUT succeeded) with one document."""
+    """Create ``index`` (recorded in ``created`` once the PUT succeeded) with one document:
+    the packaged ``mappings/probe.json`` plus the one field under test."""
+    body = packaged_template("probe")
+    body["mappings"]["properties"] = properties
     try:
-        cluster.request(
-            "PUT",
-            f"/{index}",
-            body={
-                "settings": {"number_of_shards": 1, "number_of_replicas": 0},
-                "mappings": {"properties": properties},
-            },
-        )
+        cluster.request("PUT", f"/{index}", body=body)
     except ClusterError as error:
         if error.error_type == "resource_already_exists_exception":
             raise ValueError(

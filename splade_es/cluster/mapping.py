@@ -74,8 +74,9 @@ def packaged_template(name: str) -> dict[str, Any]:
     """A template shipped in ``mappings/`` (the ``splade_es.mappings`` package), by name.
 
     Args:
-        name: the file name without ``.json``: ``index`` (the default SPLADE index) or
-            ``codebook`` (the ColBERT codebook companion index).
+        name: the file name without ``.json``: ``index`` (the default SPLADE index),
+            ``codebook`` (the ColBERT codebook companion index) or ``probe`` (the capability
+            probe's throw-away indices).
 
     Returns:
         A fresh copy of the template (``settings`` and ``mappings``), safe to modify.
