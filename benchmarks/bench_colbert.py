@@ -34,7 +34,8 @@ from colbert_rerank.maxsim import PackedDocuments, maxsim, maxsim_reference
 from colbert_rerank.projection import Projection, fit_projection
 from splade_es.cluster.connection import ClusterConfig, connect
 from splade_es.data.beir import load_qrels, load_queries
-from splade_es.data.corpus import Document, read_beir
+from splade_es.data.corpus import Document
+from splade_es.data.readers import read_beir
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.evaluation.metrics import retrieval_metrics
 from splade_es.search.rerank import open_reranker

@@ -30,7 +30,8 @@ import torch
 
 from splade_es.cluster.connection import ClusterConfig, connect
 from splade_es.data.beir import load_qrels, load_queries
-from splade_es.data.corpus import Document, read_beir
+from splade_es.data.corpus import Document
+from splade_es.data.readers import read_beir
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.engines import NodeConfig, start_node, stop_node
 from splade_es.indexing.build import BuildConfig, build_index

@@ -41,7 +41,8 @@ from load_generator import (
 from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
 from splade_es.cluster.connection import Cluster, ClusterConfig, connect
 from splade_es.data.beir import load_queries
-from splade_es.data.corpus import Document, Rejected, from_records, read_beir
+from splade_es.data.corpus import Document, Rejected, from_records
+from splade_es.data.readers import read_beir
 from splade_es.data.stdlib_corpus import stdlib_corpus
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.engines import NodeConfig, start_node, stop_node

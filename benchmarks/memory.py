@@ -77,7 +77,7 @@ def write_corpus(path: Path, size: int) -> None:
 def measure_one(url: str, corpus: Path, index: str, chunk_docs: int) -> dict[str, float]:
     """Index ``corpus`` in this process; return its figures (run by the parent per size)."""
     from splade_es.cluster.connection import ClusterConfig, connect
-    from splade_es.data.corpus import read_corpus
+    from splade_es.data.readers import read_corpus
     from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
     from splade_es.indexing.build import BuildConfig, build_index
     from splade_es.indexing.bulk import BulkConfig

@@ -27,6 +27,7 @@ import numpy.typing as npt
 import torch
 
 from colbert_rerank.checks import check_positive_ints
+from colbert_rerank.devices import check_device, pick_device
 from colbert_rerank.loading import (
     SAFETENSORS_ONLY,
     check_safe_weights,
@@ -73,6 +74,7 @@ class ColbertConfig:
     max_stored_tokens: int | None = None
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         check_positive_ints(self, "batch_size")
         check_positive_ints(
             self, "query_length", "document_length", "max_stored_tokens", optional=True
@@ -160,9 +162,7 @@ class ColbertEncoder:
 
         self.config = config
         path = check_safe_weights(resolve_model_path(config.model))
-        device = config.device
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = str(pick_device(config.device))
         try:
             if is_sentence_embedding_model(path):
                 transformer = Transformer(

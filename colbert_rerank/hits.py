@@ -21,6 +21,7 @@ from colbert_rerank.codecs import Codec, CodecError
 
 __all__ = [
     "HitLike",
+    "check_index",
     "normalise_hit",
     "normalise_hits",
     "reranked_hits",
@@ -54,6 +55,33 @@ def normalise_hits(hits: Sequence[HitLike]) -> list[dict[str, Any]]:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"Hits repeat ids {duplicates[:5]}: pass each document once.")
     return records
+
+
+def check_index(records: Sequence[Mapping[str, Any]], index: str) -> None:
+    """Refuse hits whose ``_index`` is not ``index`` (hits without ``_index`` pass).
+
+    Embeddings are looked up by ``_id``, so a hit of another index would be scored with the
+    embeddings of whatever document has its id here.
+
+    Raises:
+        ValueError: names the other indices, a few of their hit ids, and the fix.
+
+    Example:
+        >>> check_index([{"_id": "d1", "_index": "docs-v2"}], "docs-v2")
+    """
+    foreign: dict[str, list[str]] = {}
+    for record in records:
+        other = record.get("_index")
+        if other is not None and other != index:
+            foreign.setdefault(str(other), []).append(str(record["_id"]))
+    if foreign:
+        shown = "; ".join(f"{name!r}: {ids[:3]}" for name, ids in sorted(foreign.items()))
+        count = sum(len(ids) for ids in foreign.values())
+        raise ValueError(
+            f"{count} hit(s) come from other indices than {index!r}, whose embeddings this "
+            f"reranker reads ({shown}): rerank each index's hits with a reranker of that index "
+            "(open_reranker(cluster, <that index>, encoder))."
+        )
 
 
 def normalise_hit(hit: HitLike, position: int) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.fusion import Fusion, fuse
 from colbert_rerank.hits import (
     HitLike,
+    check_index,
     normalise_hits,
     reranked_hits,
     stored_embeddings,
@@ -128,6 +129,8 @@ class Reranker:
         codec: decodes stored embeddings.
         config: field, top_k, fusion, missing-embedding policy.
         fetch: called with the ids of hits whose ``_source`` lacks the field.
+        index: the concrete index whose embeddings ``fetch`` reads (``open_reranker`` sets
+            it): hits whose ``_index`` names another index are refused.
 
     Safe to share across threads: it keeps no per-call state, the fetch function is called
     from the caller's thread (``mget_fetcher``'s clients are thread-safe), and the encoder
@@ -144,6 +147,7 @@ class Reranker:
         codec: Codec,
         config: RerankConfig | None = None,
         fetch: Fetcher | None = None,
+        index: str | None = None,
     ) -> None:
         if codec.input_dim != encoder.dim:
             raise ValueError(
@@ -154,6 +158,7 @@ class Reranker:
         self.codec = codec
         self.config = config or RerankConfig()
         self.fetch = fetch
+        self.index = index
         device = self.config.device
         self.device = torch.device(device) if device else encoder.model.device
 
@@ -179,12 +184,14 @@ class Reranker:
         Raises:
             RerankError: a hit has no usable embeddings and ``on_missing`` is ``error``.
             ValueError: empty query (or a lone surrogate in it), malformed hits, a
-                non-finite score, duplicate ids.
+                non-finite score, duplicate ids, hits of another index than ``index``.
             TypeError: a query that is not a string, an ``_id`` that is not a string, a score
                 that is not a number.
         """
         _check_query(query)
         records = normalise_hits(hits)
+        if self.index is not None:
+            check_index(records, self.index)
         limit = len(records) if self.config.top_k is None else min(self.config.top_k, len(records))
         head, tail = records[:limit], records[limit:]
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from colbert_rerank.checks import check_positive_ints
+from colbert_rerank.devices import check_device, pick_device
 from colbert_rerank.encoder import (
     DEFAULT_MODEL,
     ColbertConfig,
@@ -93,6 +94,7 @@ class ColbertTrainConfig:
     projection_sample: int = 256
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         if self.loss not in ("contrastive", "margin-mse"):
             raise ValueError(f"loss={self.loss!r}: expected contrastive or margin-mse.")
         check_positive_ints(self, "dim", optional=True)
@@ -182,7 +184,7 @@ def train_colbert(
 
     _check_inputs(config, examples, margins)
     schedule = config.schedule
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(pick_device(config.device))
     torch.manual_seed(schedule.seed)
     sample = [e.positive for e in examples[: config.projection_sample]]
     model = load_trainable(config, device, sample)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from splade_es.data.corpus import FieldNames as FieldNames
     from splade_es.data.corpus import Limits as Limits
     from splade_es.data.corpus import from_records as from_records
-    from splade_es.data.corpus import read_corpus as read_corpus
+    from splade_es.data.readers import read_corpus as read_corpus
     from splade_es.encoding.encoder import EncoderConfig as EncoderConfig
     from splade_es.encoding.encoder import SpladeEncoder as SpladeEncoder
     from splade_es.encoding.features import Pruning as Pruning

@@ -110,8 +110,13 @@ def test_wrong_model_and_missing_embeddings(cluster, splade_encoder, colbert_enc
     prepare_index(cluster, splade_encoder, bare)
     with pytest.raises(ValueError, match="has no stored ColBERT embeddings"):
         open_reranker(cluster, bare, colbert_encoder)
-    with pytest.raises(IndexMismatchError, match=r"_meta\.colbert_rerank differs"):
+    with pytest.raises(IndexMismatchError, match="exists without ColBERT token embeddings"):
         build(cluster, splade_encoder, colbert_encoder, bare, ColbertStorage(codec="float16"))
+    # An index that has embeddings but another storage is still refused by its _meta.
+    stored = index_names(cluster, "stored")
+    build(cluster, splade_encoder, colbert_encoder, stored, ColbertStorage(codec="float16"))
+    with pytest.raises(IndexMismatchError, match=r"_meta\.colbert_rerank differs"):
+        build(cluster, splade_encoder, colbert_encoder, stored, ColbertStorage(codec="int8"))
 
 
 def test_a_corrupt_stored_blob_is_reported_per_hit(

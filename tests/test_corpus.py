@@ -12,13 +12,9 @@ from splade_es.data.corpus import (
     Limits,
     Rejected,
     from_records,
-    guess_format,
     make_document,
-    read_beir,
-    read_corpus,
-    read_csv,
-    read_jsonl,
 )
+from splade_es.data.readers import guess_format, read_beir, read_corpus, read_csv, read_jsonl
 
 NAMES = FieldNames()
 LIMITS = Limits(max_text_bytes=100)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder, pick_device, resolve_model_path
+from colbert_rerank.devices import pick_device
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder, resolve_model_path
 from splade_es.encoding.features import Pruning
 
 TEXTS = [

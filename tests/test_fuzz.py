@@ -266,7 +266,7 @@ def test_deeply_nested_and_unserialisable_fields_are_rejected(splade_encoder):
 
 
 def test_a_jsonl_line_nested_too_deeply_is_rejected_not_raised(tmp_path):
-    from splade_es.data.corpus import read_jsonl
+    from splade_es.data.readers import read_jsonl
 
     path = tmp_path / "deep.jsonl"
     path.write_text('{"_id": "a", "text": "ok"}\n' + "[" * 100_000 + "\n", encoding="utf-8")

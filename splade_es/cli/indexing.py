@@ -21,14 +21,8 @@ from splade_es.cli.options import (
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.mapping import load_template
 from splade_es.cluster.names import check_index_name
-from splade_es.data.corpus import (
-    CorpusFormat,
-    Document,
-    FieldNames,
-    Limits,
-    Rejected,
-    read_corpus,
-)
+from splade_es.data.corpus import Document, FieldNames, Limits, Rejected
+from splade_es.data.readers import CorpusFormat, read_corpus
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.indexing.build import (
     BuildConfig,
@@ -37,6 +31,7 @@ from splade_es.indexing.build import (
     MappingChoice,
     PreparedIndex,
     build_index,
+    refuse_embeddings_in_place,
 )
 from splade_es.indexing.bulk import BulkConfig, BulkFailedError, BulkStoppedError, IndexReport
 
@@ -199,6 +194,8 @@ def index_command(
     documents = source.read(corpus)
     connection = open_cluster(cluster)
     try:
+        if colbert.enabled:  # before any model is loaded
+            refuse_embeddings_in_place(connection, index_name)
         encoder = build_encoder(model.encoder_config())
         embeddings = None
         if colbert.enabled:

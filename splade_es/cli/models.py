@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import click
 
-from splade_es.cli.options import POSITIVE_INT, F, option_group
+from splade_es.cli.options import POSITIVE_INT, F, device_option, option_group
 from splade_es.encoding.encoder import DType, EncoderConfig, Pooling, SpladeEncoder
 from splade_es.encoding.features import Pruning
 
@@ -67,7 +67,11 @@ def encoder_options(default_model: str | None = "splade-tiny") -> Callable[[F], 
             help="SPLADE model: Hugging Face id, local directory, or splade-tiny."
             + ("" if default_model else " Default: the model recorded in the index."),
         ),
-        click.option("--device", help="cpu, cuda, cuda:1, mps (default: best available)."),
+        click.option(
+            "--device",
+            callback=device_option,
+            help="cpu, cuda, cuda:1, mps (default: the best available).",
+        ),
         click.option(
             "--dtype",
             type=click.Choice(["float32", "float16", "bfloat16"]),

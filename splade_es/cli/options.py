@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from colbert_rerank.devices import check_device
 from splade_es.cluster.connection import Cluster, ClusterConfig, connect
 from splade_es.engines import ENGINES, Engine, NodeConfig, start_node
 
@@ -184,3 +185,11 @@ def open_cluster(options: ClusterOptions) -> Cluster:
         verify_certs=not options.insecure,
     )
     return connect(config)
+
+
+def device_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--device`` checked at parse time, with the same message as the Python API."""
+    try:
+        return check_device(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None

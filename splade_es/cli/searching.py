@@ -19,7 +19,7 @@ from splade_es.cli.options import (
     open_cluster,
     stack,
 )
-from splade_es.cluster.admin import get_index
+from splade_es.cluster.admin import require_index
 from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import encoded_text
 from splade_es.search.pipeline import Mode, Retrieval, search_then_rerank
@@ -29,8 +29,8 @@ from splade_es.search.searcher import Explanation, Hit, SearchConfig, Searcher
 
 def _searcher(connection: Cluster, model: ModelOptions, config: SearchConfig) -> Searcher:
     """A searcher of ``config.index`` with ``--model``, else the model the index records."""
-    info = get_index(connection, config.index)
-    recorded = info.meta.get("model") if info else None
+    info = require_index(connection, config.index)  # before any model is loaded
+    recorded = info.meta.get("model")
     encoder = build_encoder(model.encoder_config(recorded))
     return Searcher(connection, encoder, config)
 
@@ -145,6 +145,9 @@ def search(
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
+    if not rows:
+        filtered = " matching the filters" if filters else ""
+        click.echo(f"no hits: no document of {index!r}{filtered} shares a term with the query")
     for row in rows:
         first = row.get("_first_stage_score")
         extra = f" (first stage {first:.3f})" if isinstance(first, float) else ""
@@ -257,7 +260,13 @@ def _alignments(
 ) -> list[TokenMatch]:
     field = searcher.embeddings_field
     if field is None:
-        raise click.UsageError(f"Index {searcher.config.index!r} stores no ColBERT embeddings.")
+        index = searcher.config.index
+        raise click.UsageError(
+            f"Index {index!r} stores no ColBERT embeddings, so --colbert has nothing to align: "
+            f"index the corpus into a new index with them (splade-es index <corpus> --index "
+            f"{index}-colbert --colbert --alias <alias>) and explain against that one; "
+            "leave out --colbert for the SPLADE terms alone."
+        )
     source = searcher.document(doc_id, [field, "title", "text"])
     reranker = _reranker(connection, searcher, rerank, model.device)
     text = encoded_text(str(source.get("title") or ""), str(source.get("text") or ""))

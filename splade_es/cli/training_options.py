@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from colbert_rerank.training_support import Precision, Schedule
-from splade_es.cli.options import NON_NEGATIVE_INT, POSITIVE_INT, option_group
+from splade_es.cli.options import NON_NEGATIVE_INT, POSITIVE_INT, device_option, option_group
 from splade_es.training.data import (
     Judgements,
     TrainingExample,
@@ -182,7 +182,11 @@ schedule_options = option_group(
     click.option("--eval-steps", type=POSITIVE_INT, default=50, show_default=True),
     click.option("--save-steps", type=POSITIVE_INT, default=100, show_default=True),
     click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out."),
-    click.option("--device", help="cpu, cuda, cuda:1 (default: best available)."),
+    click.option(
+        "--device",
+        callback=device_option,
+        help="cpu, cuda, cuda:1, mps (default: the best available).",
+    ),
     click.option("--no-progress", is_flag=True),
 )
 """The schedule options; the command gets ``training``, a :class:`ScheduleOptions`."""

@@ -6,6 +6,7 @@ alias in one atomic ``_aliases`` call; the old index is left for the user to dro
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ __all__ = [
     "IndexInfo",
     "IndexMismatchError",
     "check_index_name",
+    "close_index_names",
     "ensure_index",
     "get_index",
     "index_stats",
     "index_uuid",
+    "require_index",
     "resolve_mapping_type",
     "swap_alias",
 ]
@@ -90,6 +93,39 @@ def get_index(cluster: Cluster, name: str) -> IndexInfo | None:
     field = meta.get("field")
     field_type = mapping.get("properties", {}).get(field, {}).get("type") if field else None
     return IndexInfo(name=concrete, meta=meta, mapping_type=field_type, all_meta=all_meta)
+
+
+def require_index(cluster: Cluster, name: str) -> IndexInfo:
+    """The index ``name`` (or behind alias ``name``), or an error naming the close names.
+
+    Raises:
+        ValueError: no such index or alias; the message suggests up to three existing names
+            that look alike (a typo is the usual cause).
+
+    Example:
+        >>> require_index(cluster, "scifcat")  # doctest: +SKIP
+        ValueError: Index 'scifcat' does not exist on elasticsearch 9.5.4 (did you mean
+        'scifact'?): ...
+    """
+    info = get_index(cluster, name)
+    if info is not None:
+        return info
+    close = close_index_names(cluster, name)
+    hint = f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
+    raise ValueError(
+        f"Index {name!r} does not exist on {cluster.engine} {cluster.version}{hint}: create it "
+        "with 'splade-es index' or pass the right --index."
+    )
+
+
+def close_index_names(cluster: Cluster, name: str, limit: int = 3) -> list[str]:
+    """Existing index and alias names that look like ``name`` (hidden ones left out)."""
+    params = {"format": "json", "h": "index"}
+    names = {row["index"] for row in cluster.request("GET", "/_cat/indices", params=params)}
+    params = {"format": "json", "h": "alias"}
+    names |= {row["alias"] for row in cluster.request("GET", "/_cat/aliases", params=params)}
+    visible = sorted(n for n in names if not n.startswith("."))
+    return difflib.get_close_matches(name, visible, n=limit, cutoff=0.6)
 
 
 def ensure_index(

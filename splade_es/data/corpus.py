@@ -7,14 +7,10 @@ between the file and the index.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 CorpusFormat = Literal["jsonl", "csv", "beir"]
@@ -67,11 +63,14 @@ class Rejected:
         id: the document id when one could be read, else ``"<position N>"``.
         position: 0-based position in the input.
         reason: what was wrong and how to fix it.
+        missing_field: the id or text field, when the record lacks it (the usual sign of a
+            wrong ``--id-field``/``--text-field``).
     """
 
     id: str
     position: int
     reason: str
+    missing_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,23 +123,10 @@ def make_document(
             position,
             f"record is {type(raw).__name__}, not an object with {names.id!r} and {names.text!r}",
         )
-    raw_id = raw.get(names.id)
-    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
-        return Rejected(
-            f"<position {position}>",
-            position,
-            f"id field {names.id!r} is {_describe(raw_id)}; every document needs a string "
-            f"(or integer) id: set --id-field to the field that holds it",
-        )
-    if isinstance(raw_id, int) and raw_id.bit_length() > 4 * MAX_ID_BYTES:  # str() would refuse
-        return Rejected(
-            f"<position {position}>", position, f"integer id has over {MAX_ID_BYTES} digits"
-        )
-    doc_id = str(raw_id)
-    where = doc_id if doc_id.strip() else f"<position {position}>"
-    problem = id_problem(doc_id)
-    if problem is not None:
-        return Rejected(where if len(where) <= 60 else where[:60] + "...", position, problem)
+    doc_id = _record_id(raw, position, names)
+    if isinstance(doc_id, Rejected):
+        return doc_id
+    where = doc_id  # a valid id: the dead letter names the document by it
     text = raw.get(names.text)
     if not isinstance(text, str):
         return Rejected(
@@ -148,32 +134,61 @@ def make_document(
             position,
             f"text field {names.text!r} is {_describe(text)}, not a string: set --text-field "
             "or fix the record",
+            names.text if text is None else None,
         )
     title = raw.get(names.title, "") if names.title else ""
     if title is None:
         title = ""
     if not isinstance(title, str):
         return Rejected(where, position, f"title field {names.title!r} is {_describe(title)}")
+    problem = _text_problem(text, title, limits)
+    if problem is None:
+        kept = {name: raw[name] for name in names.keep if name in raw}
+        for name, value in kept.items():
+            if (value_problem := _json_problem(value)) is not None:
+                problem = f"field {name!r} {value_problem}: only JSON values can be stored"
+                break
+    if problem is not None:
+        return Rejected(where, position, problem)
+    return Document(id=doc_id, text=text, title=title, fields=kept)
+
+
+def _record_id(raw: Mapping[str, Any], position: int, names: FieldNames) -> str | Rejected:
+    """The record's id as a valid ``_id``, or why it has none."""
+    raw_id = raw.get(names.id)
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        return Rejected(
+            f"<position {position}>",
+            position,
+            f"id field {names.id!r} is {_describe(raw_id)}; every document needs a string "
+            f"(or integer) id: set --id-field to the field that holds it",
+            names.id if raw_id is None else None,
+        )
+    if isinstance(raw_id, int) and raw_id.bit_length() > 4 * MAX_ID_BYTES:  # str() would refuse
+        return Rejected(
+            f"<position {position}>", position, f"integer id has over {MAX_ID_BYTES} digits"
+        )
+    doc_id = str(raw_id)
+    problem = id_problem(doc_id)
+    if problem is not None:
+        where = doc_id if doc_id.strip() else f"<position {position}>"
+        return Rejected(where if len(where) <= 60 else where[:60] + "...", position, problem)
+    return doc_id
+
+
+def _text_problem(text: str, title: str, limits: Limits) -> str | None:
+    """Why the text and title cannot be indexed (empty, invalid Unicode, too long), or None."""
     if not text.strip() and not title.strip():
-        return Rejected(where, position, "text and title are empty or whitespace")
+        return "text and title are empty or whitespace"
     if has_lone_surrogate(text) or has_lone_surrogate(title):
-        return Rejected(where, position, "text is not valid UTF-8 (lone surrogate)")
+        return "text is not valid UTF-8 (lone surrogate)"
     size = len(text.encode()) + len(title.encode())
     if size > limits.max_text_bytes:
-        return Rejected(
-            where,
-            position,
+        return (
             f"text is {size} bytes, over the {limits.max_text_bytes}-byte limit: split the "
-            "document or raise --max-text-bytes",
+            "document or raise --max-text-bytes"
         )
-    kept = {name: raw[name] for name in names.keep if name in raw}
-    for name, value in kept.items():
-        problem = _json_problem(value)
-        if problem is not None:
-            return Rejected(
-                where, position, f"field {name!r} {problem}: only JSON values can be stored"
-            )
-    return Document(id=doc_id, text=text, title=title, fields=kept)
+    return None
 
 
 def from_records(
@@ -182,109 +197,6 @@ def from_records(
     """Validate any iterable of dicts (the Python way in)."""
     for position, raw in enumerate(records):
         yield make_document(raw, position, names, limits)
-
-
-def read_jsonl(
-    path: Path, names: FieldNames = FieldNames(), limits: Limits = Limits()
-) -> Iterator[Document | Rejected]:
-    """One JSON object per line; bad lines (JSON or UTF-8) become Rejected records."""
-    with _open_binary(path) as handle:
-        position = -1
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            position += 1
-            try:
-                raw = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError as error:
-                yield Rejected(
-                    f"<line {number}>", position, f"line {number} is not valid UTF-8 ({error})"
-                )
-                continue
-            except json.JSONDecodeError as error:
-                yield Rejected(
-                    f"<line {number}>", position, f"line {number} is not JSON ({error.msg})"
-                )
-                continue
-            except RecursionError:
-                yield Rejected(
-                    f"<line {number}>", position, f"line {number} nests JSON too deeply to parse"
-                )
-                continue
-            yield make_document(raw, position, names, limits)
-
-
-def read_csv(
-    path: Path, names: FieldNames = FieldNames(id="id"), limits: Limits = Limits()
-) -> Iterator[Document | Rejected]:
-    """A CSV file with a header row naming the id, text (and title) columns."""
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with _open_binary(path) as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
-        reader = csv.DictReader(text)
-        header = reader.fieldnames or []
-        missing = [n for n in (names.id, names.text) if n not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: CSV header {header} lacks {missing}; set --id-field/--text-field to "
-                "the columns that hold the id and the text."
-            )
-        for position, row in enumerate(reader):
-            yield make_document(row, position, names, limits)
-
-
-def read_beir(
-    directory: Path, limits: Limits = Limits(), keep: tuple[str, ...] = ()
-) -> Iterator[Document | Rejected]:
-    """``corpus.jsonl`` of a BEIR dataset folder (``_id``, ``title``, ``text``)."""
-    corpus = directory / "corpus.jsonl"
-    if not corpus.is_file():
-        raise FileNotFoundError(
-            f"{directory} is not a BEIR folder: it has no corpus.jsonl (expected corpus.jsonl, "
-            "queries.jsonl and qrels/<split>.tsv)."
-        )
-    yield from read_jsonl(corpus, FieldNames("_id", "text", "title", keep), limits)
-
-
-def read_corpus(
-    path: Path,
-    corpus_format: CorpusFormat | None = None,
-    names: FieldNames | None = None,
-    limits: Limits = Limits(),
-) -> Iterator[Document | Rejected]:
-    """Read ``path`` in ``corpus_format`` (guessed from the path when ``None``)."""
-    chosen = corpus_format or guess_format(path)
-    if chosen == "beir":
-        return read_beir(path, limits, names.keep if names else ())
-    if chosen == "csv":
-        return read_csv(path, names or FieldNames(id="id"), limits)
-    if chosen == "jsonl":
-        return read_jsonl(path, names or FieldNames(), limits)
-    raise ValueError(f"corpus format {chosen!r}: expected jsonl, csv or beir.")
-
-
-def guess_format(path: Path) -> CorpusFormat:
-    if path.is_dir():
-        return "beir"
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    if ".csv" in suffixes:
-        return "csv"
-    if ".jsonl" in suffixes or ".json" in suffixes:
-        return "jsonl"
-    raise ValueError(
-        f"Cannot tell the format of {path}: pass --format jsonl, csv or beir "
-        "(a BEIR corpus is a folder)."
-    )
-
-
-def _open_binary(path: Path) -> io.BufferedReader:
-    if not path.exists():
-        raise FileNotFoundError(f"Corpus file {path} does not exist.")
-    if path.suffix == ".gz":
-        import gzip
-
-        return io.BufferedReader(gzip.open(path, "rb"))
-    return path.open("rb")
 
 
 def has_lone_surrogate(text: str) -> bool:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from colbert_rerank.checks import check_positive_ints
+from colbert_rerank.devices import check_device, pick_device
 from colbert_rerank.loading import (
     SAFETENSORS_ONLY,
     check_safe_weights,
@@ -72,6 +73,7 @@ class EncoderConfig:
         check_positive_ints(
             self, "document_max_length", "query_max_length", "batch_size", "head_chunk_tokens"
         )
+        check_device(self.device)
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype={self.dtype!r}: expected float32, float16 or bfloat16.")
         if self.pooling not in (None, "max", "sum"):
@@ -96,22 +98,6 @@ class EncodedBatch:
 def resolve_model_path(model: str) -> str:
     """The path or id to load for ``model``, expanding the package alias."""
     return resolve_packaged_model(model, ALIASES)
-
-
-def pick_device(device: str | None) -> torch.device:
-    """The device to run on (``None``: CUDA, else MPS, else CPU)."""
-    if device is None:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    chosen = torch.device(device)
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available: use cpu or None.")
-    if chosen.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={device!r} but MPS is not available: use cpu or None.")
-    return chosen
 
 
 def _torch_dtype(dtype: DType, device: torch.device) -> torch.dtype:

@@ -24,7 +24,8 @@ from splade_es.cluster.admin import resolve_mapping_type
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.names import check_index_name
 from splade_es.data.beir import load_qrels, load_queries
-from splade_es.data.corpus import Document, Limits, Rejected, read_beir
+from splade_es.data.corpus import Document, Limits, Rejected
+from splade_es.data.readers import read_beir
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.evaluation.metrics import percentiles_ms, retrieval_metrics, subset_queries
 from splade_es.evaluation.parity import exact_parity

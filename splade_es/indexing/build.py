@@ -155,7 +155,7 @@ def prepare(
     properties: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     if colbert is not None:
-        _refuse_embeddings_in_place(cluster, index)
+        refuse_embeddings_in_place(cluster, index)
         sample, stream = peek(stream, colbert.storage.sample_documents)
         embeddings, properties, meta = prepare_embeddings(
             cluster, index, colbert.encoder, colbert.storage, sample
@@ -178,9 +178,14 @@ def prepare(
     return PreparedIndex(index, state, layout, embeddings, checkpoint), encoders, stream
 
 
-def _refuse_embeddings_in_place(cluster: Cluster, index: str) -> None:
-    """Refuse, before any model runs or codebook is stored, to add token embeddings to an
-    existing index that has none (its documents would stay without them)."""
+def refuse_embeddings_in_place(cluster: Cluster, index: str) -> None:
+    """Refuse to add token embeddings to an existing index that has none (its documents would
+    stay without them). :func:`build_index` checks this before it fits a codebook; the CLI
+    calls it before loading any model.
+
+    Raises:
+        IndexMismatchError: says to build a new index with embeddings and move an alias.
+    """
     info = get_index(cluster, index)
     if info is not None and not info.all_meta.get(COLBERT_META_KEY):
         raise IndexMismatchError(

@@ -12,7 +12,7 @@ from typing import Any
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.rerank import RerankConfig, Reranker
 from colbert_rerank.storage import META_KEY, check_encoder, codec_for
-from splade_es.cluster.admin import get_index
+from splade_es.cluster.admin import require_index
 from splade_es.cluster.companion import load_fit
 from splade_es.cluster.connection import Cluster
 
@@ -27,7 +27,7 @@ def open_reranker(
     """A reranker for ``index``: its codec and codebook, checked against ``encoder``.
 
     Hits that come without their embeddings (``_source`` filtered) are fetched from the
-    index by id.
+    index by id; hits of another index are refused (aliases resolve to ``index``).
 
     Raises:
         ValueError: the index does not exist, has no stored embeddings, or another model
@@ -37,9 +37,7 @@ def open_reranker(
         >>> colbert = ColbertEncoder(ColbertConfig())  # doctest: +SKIP
         >>> reranker = open_reranker(cluster, "docs", colbert)  # doctest: +SKIP
     """
-    info = get_index(cluster, index)
-    if info is None:
-        raise ValueError(f"Index {index!r} does not exist.")
+    info = require_index(cluster, index)
     meta = info.all_meta.get(META_KEY)
     if not meta:
         raise ValueError(
@@ -62,4 +60,4 @@ def open_reranker(
     def fetch(ids: Sequence[str]) -> dict[str, Any]:
         return cluster.fetch_field(info.name, ids, field)
 
-    return Reranker(encoder, codec_for(meta, codebook, projection), chosen, fetch)
+    return Reranker(encoder, codec_for(meta, codebook, projection), chosen, fetch, info.name)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from colbert_rerank.fusion import Fusion, fuse
-from splade_es.cluster.admin import get_index
+from splade_es.cluster.admin import require_index
 from splade_es.cluster.connection import Cluster, ClusterError
 from splade_es.cluster.mapping import IndexLayout, MappingType, encoder_meta, meta_differences
 from splade_es.encoding.encoder import SpladeEncoder
@@ -131,12 +131,7 @@ class Searcher:
     """
 
     def __init__(self, cluster: Cluster, encoder: SpladeEncoder, config: SearchConfig) -> None:
-        info = get_index(cluster, config.index)
-        if info is None:
-            raise ValueError(
-                f"Index {config.index!r} does not exist on {cluster.engine} {cluster.version}: "
-                "create it with 'splade-es index' or pass the right --index."
-            )
+        info = require_index(cluster, config.index)
         if not info.meta:
             raise ValueError(
                 f"Index {config.index!r} has no _meta.splade_es: it was not built by splade-es, "

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splade_es.data.beir import iter_jsonl, load_qrels, load_queries
-from splade_es.data.corpus import Limits, Rejected, read_beir
+from splade_es.data.corpus import Limits, Rejected
+from splade_es.data.readers import read_beir
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from colbert_rerank.checks import check_positive_ints
+from colbert_rerank.devices import check_device, pick_device
 from colbert_rerank.loading import SAFETENSORS_ONLY, check_safe_weights
 from colbert_rerank.training_support import (
     LOG_FILE,
@@ -35,7 +36,7 @@ from colbert_rerank.training_support import (
     run_trainer,
     training_arguments,
 )
-from splade_es.encoding.encoder import mlm_head, pick_device, resolve_model_path
+from splade_es.encoding.encoder import mlm_head, resolve_model_path
 from splade_es.training.data import Judgements, TrainingExample
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class SpladeTrainConfig:
     dev_batch_size: int = 32
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         if self.loss not in ("infonce", "margin", "margin-mse"):
             raise ValueError(f"loss={self.loss!r}: expected infonce, margin or margin-mse.")
         if self.regularizer not in ("flops", "l1"):

@@ -1,0 +1,167 @@
+"""A new user's first mistakes, through the CLI and the API on the real nodes: the right error
+first (before any model loads), nothing left behind, no silent wrong results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from cli_runner import cli
+from corpus_fixture import DOCS, write_jsonl
+
+from colbert_rerank.codecs import Codec
+from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
+from colbert_rerank.rerank import Reranker
+from splade_es.cluster.connection import ClusterError
+from splade_es.data.corpus import Document, Rejected, from_records
+from splade_es.data.readers import read_csv
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
+from splade_es.indexing.bulk import BulkConfig
+from splade_es.indexing.colbert_fields import ColbertStorage
+from splade_es.search.rerank import open_reranker
+from splade_es.search.searcher import SearchConfig, Searcher
+
+LOADING = "Loading SPLADE model"
+
+
+def build(cluster, encoder, index, colbert=None):
+    config = BuildConfig(BulkConfig(index=index, progress=False))
+    return build_index(cluster, from_records(DOCS), encoder, config, colbert)
+
+
+def gone(cluster, index) -> bool:
+    try:
+        cluster.request("GET", f"/{index}")
+    except ClusterError as error:
+        return error.status == 404
+    return False
+
+
+@pytest.mark.es
+def test_a_typo_in_the_index_name_is_named_first_with_the_close_names(
+    es_cluster, splade_encoder, index_names
+):
+    index = index_names(es_cluster, "scifact")
+    build(es_cluster, splade_encoder, index)
+    typo = index[:-2] + index[-1] + index[-2]
+    for command in (["search", "coffee"], ["search", "coffee", "--mode", "bm25"], ["explain", "x"]):
+        extra = ["--id", "cook-1"] if command[0] == "explain" else []
+        run = cli(*command, *extra, "--index", typo, "--es-url", es_cluster.url)
+        assert run.returncode == 1, run.stderr
+        assert f"Index {typo!r} does not exist" in run.stderr
+        assert f"did you mean {index!r}" in run.stderr
+        assert LOADING not in run.stderr  # checked before any model is loaded
+
+
+@pytest.mark.es
+def test_a_search_without_hits_says_so(es_cluster, splade_encoder, index_names):
+    index = index_names(es_cluster)
+    build(es_cluster, splade_encoder, index)
+    nothing = json.dumps({"term": {"_id": "no-such-document"}})
+    run = cli("search", "coffee", "--index", index, "--filter", nothing, "--es-url", es_cluster.url)
+    assert run.returncode == 0, run.stderr
+    assert "no hits" in run.stdout and "matching the filters" in run.stdout
+
+
+def test_a_device_that_is_not_one_is_refused_with_one_message():
+    run = cli("search", "coffee", "--index", "docs", "--device", "gpu")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "device='gpu' is not a device: pass cpu, cuda, cuda:N" in run.stderr
+    for config in (EncoderConfig, ColbertConfig):
+        with pytest.raises(ValueError, match="device='gpu' is not a device: pass cpu, cuda"):
+            config(device="gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_says_what_the_machine_has_and_what_to_pass():
+    message = r"CUDA is not available here: this machine has no CUDA device.*Pass --device cpu"
+    with pytest.raises(ValueError, match=message):
+        ColbertEncoder(ColbertConfig(device="cuda"))
+    with pytest.raises(ValueError, match=message):
+        SpladeEncoder(EncoderConfig(device="cuda:1"))
+
+
+BAD_INPUTS = {
+    "no-id.csv": ("title,text\nA,espresso\n", "lacks ['id']"),
+    "array.json": ('[{"_id": "a", "text": "espresso"}]\n', "holds a JSON array, not JSON Lines"),
+    "wrong-id.jsonl": ('{"doc": "a", "text": "espresso"}\n' * 3, "has the field '_id'"),
+}
+
+
+@pytest.mark.es
+@pytest.mark.parametrize("name", [*BAD_INPUTS, "not-beir"])
+def test_bad_input_is_refused_before_anything_is_created(es_cluster, index_names, tmp_path, name):
+    path = tmp_path / name
+    if name == "not-beir":
+        path.mkdir()
+        (path / "notes.txt").write_text("not a corpus")
+        message = "is not a BEIR folder"
+    else:
+        content, message = BAD_INPUTS[name]
+        path.write_text(content)
+    index = index_names(es_cluster)
+    run = cli("index", str(path), "--index", index, "--es-url", es_cluster.url, "--no-progress")
+    assert run.returncode == 1, run.stderr
+    assert message in run.stderr and LOADING not in run.stderr
+    assert gone(es_cluster, index)
+
+
+def test_a_csv_cut_inside_a_quoted_field_dead_letters_that_record(tmp_path):
+    path = tmp_path / "cut.csv"
+    path.write_text('id,text\n1,"fine"\n2,"the file ends in the middle of this fie')
+    first, last = list(read_csv(path))
+    assert isinstance(first, Document) and first.text == "fine"
+    assert isinstance(last, Rejected) and "malformed" in last.reason and "quoting" in last.reason
+
+
+@pytest.mark.es
+def test_adding_embeddings_in_place_is_refused_before_any_model_loads(
+    es_cluster, splade_encoder, index_names, tmp_path
+):
+    index = index_names(es_cluster)
+    build(es_cluster, splade_encoder, index)
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCS)
+    run = cli("index", str(corpus), "--index", index, "--colbert", "--es-url", es_cluster.url)
+    assert run.returncode == 1, run.stderr
+    assert "without ColBERT token embeddings" in run.stderr and "--alias" in run.stderr
+    assert LOADING not in run.stderr
+    assert gone(es_cluster, f"{index}-colbert-codebook")
+
+    explained = cli(
+        "explain",
+        "coffee",
+        "--index",
+        index,
+        "--id",
+        "cook-1",
+        "--colbert",
+        "--es-url",
+        es_cluster.url,
+    )
+    assert explained.returncode == 2 and "--colbert --alias" in explained.stderr
+
+
+def test_the_rerank_hook_refuses_hits_of_another_index(colbert_encoder):
+    reranker = Reranker(colbert_encoder, Codec("float16", colbert_encoder.dim), index="docs-v2")
+    hits = [
+        {"_id": "a", "_score": 1.0, "_index": "docs-v2"},
+        {"_id": "b", "_score": 0.5, "_index": "docs-v1"},
+    ]
+    with pytest.raises(ValueError, match=r"1 hit\(s\) come from other indices than 'docs-v2'"):
+        reranker.rerank("espresso", hits)
+
+
+@pytest.mark.es
+def test_hits_searched_through_an_alias_are_the_reranked_index_s_own(
+    es_cluster, splade_encoder, colbert_encoder, index_names
+):
+    index, alias = index_names(es_cluster), index_names(es_cluster, "live")
+    colbert = ColbertIndexing(colbert_encoder, ColbertStorage(codec="float16"))
+    config = BuildConfig(BulkConfig(index=index, progress=False), alias=alias)
+    build_index(es_cluster, from_records(DOCS), splade_encoder, config, colbert)
+    searcher = Searcher(es_cluster, splade_encoder, SearchConfig(index=alias))
+    hits = [hit.as_dict() for hit in searcher.search("espresso coffee", 5)]
+    result = open_reranker(es_cluster, alias, colbert_encoder).rerank("espresso coffee", hits)
+    assert result.hits[0]["_id"] == "cook-2"
