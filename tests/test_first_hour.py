@@ -3,7 +3,10 @@ first (before any model loads), nothing left behind, no silent wrong results."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ from corpus_fixture import DOCS, write_jsonl
 from colbert_rerank.codecs import Codec
 from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
 from colbert_rerank.rerank import Reranker
-from splade_es.cluster.connection import ClusterError
+from splade_es.cluster.connection import ClusterConfig, ClusterError, connect
 from splade_es.data.corpus import Document, Rejected, from_records
 from splade_es.data.readers import read_csv
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
@@ -165,3 +168,30 @@ def test_hits_searched_through_an_alias_are_the_reranked_index_s_own(
     hits = [hit.as_dict() for hit in searcher.search("espresso coffee", 5)]
     result = open_reranker(es_cluster, alias, colbert_encoder).rerank("espresso coffee", hits)
     assert result.hits[0]["_id"] == "cook-2"
+
+
+def test_a_url_that_is_not_a_search_engine_is_named(tmp_path):
+    (tmp_path / "index.html").write_text("<html><body>a web site</body></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for engine in ("auto", "opensearch"):
+            with pytest.raises(
+                ClusterError, match="is not an Elasticsearch or OpenSearch endpoint"
+            ):
+                connect(ClusterConfig(url=url, engine=engine))
+        run = cli("search", "coffee", "--index", "docs", "--es-url", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 1 and "Check --es-url" in run.stderr
+    assert "<h1>" not in run.stderr and len(run.stderr) < 600  # no page dumped
+
+
+def test_an_unreachable_url_gives_one_message_without_transport_warnings():
+    run = cli("search", "coffee", "--index", "docs", "--es-url", "http://127.0.0.1:1")
+    assert run.returncode == 1
+    assert "No answer from http://127.0.0.1:1" in run.stderr
+    assert "WARNING" not in run.stderr and "Traceback" not in run.stderr

@@ -25,12 +25,11 @@ from cli_runner import cli
 from corpus_fixture import DOCS, QUERIES, write_beir, write_jsonl
 
 from conftest import cache_dir
+from splade_es.cluster.clients import elasticsearch_client, opensearch_client
 from splade_es.cluster.connection import (
     ClusterConfig,
     ClusterError,
     ClusterUnavailableError,
-    _elasticsearch_client,
-    _opensearch_client,
     connect,
 )
 from splade_es.data.corpus import from_records
@@ -224,8 +223,8 @@ def test_no_credentials_is_a_401_that_says_what_to_pass(node, good):
 def test_an_api_key_is_sent_and_refused_without_echo(node, good, password, engine):
     config = ClusterConfig(url=node.url, engine=engine, api_key=API_KEY, ca_certs=good.ca_certs)
     # Both clients put the key in the Authorization header ...
-    assert _elasticsearch_client(config)._headers["authorization"] == f"ApiKey {API_KEY}"
-    opensearch = _opensearch_client(config)
+    assert elasticsearch_client(config)._headers["authorization"] == f"ApiKey {API_KEY}"
+    opensearch = opensearch_client(config)
     sent = opensearch.transport.connection_pool.connections[0].headers
     assert sent["authorization"] == f"ApiKey {API_KEY}"
     # ... which OpenSearch 2.19 does not know: a clear 401 naming the key, not its value.

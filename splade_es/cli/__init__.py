@@ -27,7 +27,8 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # The clients log every 4xx as a warning; expected ones (a probe, a missing index) are
     # reported by this package in its own words instead.
-    for noisy in ("opensearch", "elastic_transport.transport"):
+    # The node pool's retry warnings precede the one message that says what failed.
+    for noisy in ("opensearch", "elastic_transport.transport", "elastic_transport.node_pool"):
         logging.getLogger(noisy).setLevel(logging.ERROR if verbose < 2 else logging.DEBUG)
 
 

@@ -16,11 +16,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from splade_es.cluster.clients import elasticsearch_client, opensearch_client
 from splade_es.cluster.config import ENGINES, ClusterConfig, Engine, EngineChoice, redact_url
 from splade_es.cluster.errors import (
     ClusterError,
     ClusterUnavailableError,
     api_error,
+    not_a_search_engine,
     unavailable_error,
 )
 
@@ -251,37 +253,68 @@ def connect(config: ClusterConfig) -> Cluster:
 
 def _connect(config: ClusterConfig) -> Cluster:
     if config.engine in ("auto", "elasticsearch"):
-        import elasticsearch
+        found = _connect_elasticsearch(config)
+        if found is not None:
+            return found
+    return _connect_opensearch(config)
 
-        client = _elasticsearch_client(config)
-        try:
-            nodes = _request(
-                client,
-                "elasticsearch",
-                config.url,
-                "GET",
-                "/_nodes/_local",
-                None,
-                {"filter_path": "nodes.*.version"},
-            )
-        except ClusterError as error:
-            client.close()
-            if isinstance(error.__cause__, elasticsearch.UnsupportedProductError):
-                if config.engine == "elasticsearch":
-                    raise ClusterError(
-                        f"{redact_url(config.url)} is not Elasticsearch; pass --engine "
-                        "opensearch (or auto) for OpenSearch.",
-                        None,
-                        "unsupported_product",
-                        "not Elasticsearch",
-                    ) from error
-            else:
-                raise
-        else:
-            version = next(iter(nodes["nodes"].values()))["version"]
-            return Cluster(client, "elasticsearch", version, config.url)
-    client = _opensearch_client(config)
-    info = _request(client, "opensearch", config.url, "GET", "/", None, None)
+
+def _connect_elasticsearch(config: ClusterConfig) -> Cluster | None:
+    """The cluster at ``config.url`` if it is Elasticsearch; ``None`` when it answers as
+    another product and ``config.engine`` is ``auto``."""
+    import elasticsearch
+
+    client = elasticsearch_client(config)
+    try:
+        nodes = _request(
+            client,
+            "elasticsearch",
+            config.url,
+            "GET",
+            "/_nodes/_local",
+            None,
+            {"filter_path": "nodes.*.version"},
+        )
+    except ClusterError as error:
+        client.close()
+        if isinstance(error.__cause__, elasticsearch.UnsupportedProductError):
+            if config.engine == "elasticsearch":
+                raise ClusterError(
+                    f"{redact_url(config.url)} is not Elasticsearch; pass --engine "
+                    "opensearch (or auto) for OpenSearch.",
+                    None,
+                    "unsupported_product",
+                    "not Elasticsearch",
+                ) from error
+            return None  # another product: try OpenSearch
+        if error.status not in (None, 401) and error.error_type == "unknown":
+            raise not_a_search_engine(
+                redact_url(config.url), "/_nodes/_local", error.status, error.reason
+            ) from error
+        raise
+    version = next(iter(nodes["nodes"].values()))["version"]
+    return Cluster(client, "elasticsearch", version, config.url)
+
+
+def _connect_opensearch(config: ClusterConfig) -> Cluster:
+    """The cluster at ``config.url``, which must be OpenSearch."""
+    client = opensearch_client(config)
+    import opensearchpy  # installed: opensearch_client needs it
+
+    try:
+        info = _request(client, "opensearch", config.url, "GET", "/", None, None)
+    except opensearchpy.SerializationError as error:  # an answer that is not JSON
+        client.close()
+        raise not_a_search_engine(redact_url(config.url), "/", 200, error) from error
+    except ClusterError as error:
+        client.close()
+        if error.status not in (None, 401) and error.error_type == "unknown":
+            url = redact_url(config.url)
+            raise not_a_search_engine(url, "/", error.status, error.reason) from error
+        raise
+    if not isinstance(info, Mapping) or not isinstance(info.get("version"), Mapping):
+        client.close()
+        raise not_a_search_engine(redact_url(config.url), "/", 200, info)
     distribution = info.get("version", {}).get("distribution", "elasticsearch")
     if distribution != "opensearch":
         client.close()
@@ -292,45 +325,6 @@ def _connect(config: ClusterConfig) -> Cluster:
             distribution,
         )
     return Cluster(client, "opensearch", info["version"]["number"], config.url)
-
-
-def _elasticsearch_client(config: ClusterConfig) -> Any:
-    from elasticsearch import Elasticsearch
-
-    kwargs: dict[str, Any] = {
-        "request_timeout": config.request_timeout_s,
-        "verify_certs": config.verify_certs,
-    }
-    if config.ca_certs is not None:
-        kwargs["ca_certs"] = str(config.ca_certs)
-    if config.api_key is not None:
-        kwargs["api_key"] = config.api_key
-    if config.username is not None and config.password is not None:
-        kwargs["basic_auth"] = (config.username, config.password)
-    if not config.verify_certs:
-        kwargs["ssl_show_warn"] = False
-    return Elasticsearch(config.url, **kwargs)
-
-
-def _opensearch_client(config: ClusterConfig) -> Any:
-    try:
-        from opensearchpy import OpenSearch
-    except ImportError as error:
-        raise ImportError(
-            "Talking to OpenSearch needs opensearch-py: pip install 'splade-es[opensearch]'."
-        ) from error
-    kwargs: dict[str, Any] = {
-        "timeout": config.request_timeout_s,
-        "verify_certs": config.verify_certs,
-        "ssl_show_warn": config.verify_certs,
-    }
-    if config.ca_certs is not None:
-        kwargs["ca_certs"] = str(config.ca_certs)
-    if config.username is not None and config.password is not None:
-        kwargs["http_auth"] = (config.username, config.password)
-    if config.api_key is not None:
-        kwargs["headers"] = {"Authorization": f"ApiKey {config.api_key}"}
-    return OpenSearch(hosts=[config.url], **kwargs)
 
 
 def _request(

@@ -77,3 +77,17 @@ def unavailable_error(url: str, error: Exception) -> ClusterUnavailableError:
         "unavailable",
         str(error),
     )
+
+
+def not_a_search_engine(url: str, path: str, status: int | None, answer: Any) -> ClusterError:
+    """The error for a URL whose server answers, but not as Elasticsearch or OpenSearch."""
+    text = " ".join(str(answer).split())
+    shown = text[:80] + ("..." if len(text) > 80 else "")
+    return ClusterError(
+        f"{url} is not an Elasticsearch or OpenSearch endpoint: GET {path} answered "
+        f"{status if status is not None else 'without JSON'} ({shown!r}). Check --es-url "
+        "(env ES_URL): the cluster's HTTP address, e.g. http://127.0.0.1:9200.",
+        status,
+        "not_a_search_engine",
+        shown,
+    )
