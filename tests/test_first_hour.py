@@ -195,3 +195,15 @@ def test_an_unreachable_url_gives_one_message_without_transport_warnings():
     assert run.returncode == 1
     assert "No answer from http://127.0.0.1:1" in run.stderr
     assert "WARNING" not in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.es
+def test_a_new_index_is_green_on_a_single_node(es_cluster, splade_encoder, index_names):
+    index, fixed = index_names(es_cluster), index_names(es_cluster, "fixed")
+    built = build(es_cluster, splade_encoder, index)
+    assert built.prepared.replicas == "auto 0-1 (now 0)"
+    health = es_cluster.request("GET", f"/_cluster/health/{index}")
+    assert health["status"] == "green", health
+    config = BuildConfig(BulkConfig(index=fixed, progress=False), replicas=1)
+    chosen = build_index(es_cluster, from_records(DOCS), splade_encoder, config)
+    assert chosen.prepared.replicas == "1"  # the user's choice is kept (yellow on one node)

@@ -65,7 +65,7 @@ def test_packaged_templates():
     index = packaged_template("index")
     assert index["mappings"]["properties"] == {"title": {"type": "text"}, "text": {"type": "text"}}
     assert packaged_template("codebook") == {
-        "settings": {"index": {"number_of_shards": 1}},
+        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
         "mappings": {
             "dynamic": False,
             "properties": {
@@ -87,7 +87,9 @@ def test_default_template_keeps_only_the_layout_text_fields():
         "text": {"type": "text"},
         "terms": {"type": "rank_features"},
     }
-    assert body["settings"] == {"index": {"number_of_shards": 1}}
+    assert body["settings"] == {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
+    fixed = body_for(None, IndexLayout(replicas=2))["settings"]  # a count replaces the range
+    assert fixed == {"index": {"number_of_shards": 1, "number_of_replicas": 2}}
 
 
 def test_user_template_keeps_analyzer_fields_settings_and_meta():

@@ -242,7 +242,8 @@ def _run(
         layout = prepared.layout
         click.echo(
             f"Index {prepared.index} {prepared.state}: field {layout.field} as "
-            f"{layout.mapping_type} on {cluster.engine} {cluster.version}",
+            f"{layout.mapping_type} on {cluster.engine} {cluster.version}, replicas "
+            f"{prepared.replicas} (--replicas N for a fixed count)",
             err=True,
         )
 

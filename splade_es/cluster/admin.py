@@ -26,6 +26,7 @@ __all__ = [
     "get_index",
     "index_stats",
     "index_uuid",
+    "replicas",
     "require_index",
     "resolve_mapping_type",
     "swap_alias",
@@ -218,3 +219,15 @@ def index_uuid(cluster: Cluster, name: str) -> str:
     if len(settings) != 1:
         raise ValueError(f"{name!r} resolves to {len(settings)} indices: point it at one.")
     return str(next(iter(settings.values()))["settings"]["index"]["uuid"])
+
+
+def replicas(cluster: Cluster, index: str) -> str:
+    """How ``index`` replicates, in words: ``"1"``, or ``"auto 0-1 (now 0)"`` for a range."""
+    check_index_name(index)
+    body = cluster.request("GET", f"/{index}/_settings")
+    settings = next(iter(body.values()))["settings"]["index"]
+    count = settings.get("number_of_replicas", "?")
+    auto = settings.get("auto_expand_replicas")
+    if auto in (None, "false", False):
+        return str(count)
+    return f"auto {auto} (now {count})"

@@ -327,9 +327,13 @@ def _merged_meta(
 
 
 def _set_index_setting(settings: dict[str, Any], name: str, value: int) -> None:
-    """Set ``settings.index.<name>``, dropping the flat spellings a template may use."""
-    settings.pop(name, None)
-    settings.pop(f"index.{name}", None)
+    """Set ``settings.index.<name>``, dropping the flat spellings a template may use (and, for
+    a replica count, the ``auto_expand_replicas`` range it replaces)."""
+    dropped = [name, "auto_expand_replicas"] if name == "number_of_replicas" else [name]
+    for key in dropped:
+        settings.pop(key, None)
+        settings.pop(f"index.{key}", None)
+        settings.get("index", {}).pop(key, None)
     settings.setdefault("index", {})[name] = value
 
 

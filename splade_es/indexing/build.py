@@ -23,6 +23,7 @@ from splade_es.cluster.admin import (
     get_index,
     index_stats,
     index_uuid,
+    replicas,
     swap_alias,
 )
 from splade_es.cluster.connection import Cluster
@@ -99,6 +100,8 @@ class PreparedIndex:
         layout: its SPLADE field and mapping type.
         embeddings: the ColBERT field encoder (``None`` without ColBERT).
         checkpoint: the checkpoint file of this run, if any.
+        replicas: how the index replicates, in words (``auto 0-1 (now 0)`` by default: one
+            replica where a second node can hold it).
     """
 
     index: str
@@ -106,6 +109,7 @@ class PreparedIndex:
     layout: IndexLayout
     embeddings: EmbeddingFields | None
     checkpoint: Path | None
+    replicas: str = "?"
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,8 @@ def prepare(
     checkpoint = config.bulk.checkpoint
     if checkpoint is None and config.checkpoint_dir is not None:
         checkpoint = config.checkpoint_dir / f"{index}-{index_uuid(cluster, index)}.tsv"
-    return PreparedIndex(index, state, layout, embeddings, checkpoint), encoders, stream
+    copies = replicas(cluster, index)
+    return PreparedIndex(index, state, layout, embeddings, checkpoint, copies), encoders, stream
 
 
 def refuse_embeddings_in_place(cluster: Cluster, index: str) -> None:
