@@ -94,3 +94,27 @@ def test_stop_without_a_node(tmp_path):
         "node", "stop", "--engine", "opensearch", env={"SPLADE_ES_CACHE_DIR": str(tmp_path)}
     )
     assert result.returncode == 0 and "no node was started" in result.stdout
+
+
+@pytest.mark.opensearch
+@pytest.mark.slow
+def test_a_command_without_es_url_says_it_started_a_node_and_how_to_stop_it(
+    private_cache, opensearch_node
+):
+    env = {k: v for k, v in os.environ.items() if k != "ES_URL"}
+    env["SPLADE_ES_CACHE_DIR"] = str(private_cache)
+    probe = ["capabilities", "--engine", "opensearch"]
+    try:
+        first = subprocess.run(
+            [sys.executable, "-m", "splade_es", *probe], capture_output=True, text=True, env=env
+        )
+        again = subprocess.run(
+            [sys.executable, "-m", "splade_es", *probe], capture_output=True, text=True, env=env
+        )
+    finally:
+        stop = run_cli("node", "stop", "--engine", "opensearch", env=env)
+    assert first.returncode == 0, first.stderr
+    stop_hint = "stop it with 'splade-es node stop --engine opensearch'"
+    assert "Started a local opensearch" in first.stderr and stop_hint in first.stderr
+    assert "Using the local opensearch" in again.stderr and stop_hint in again.stderr
+    assert stop.returncode == 0, stop.stderr

@@ -21,7 +21,7 @@ import click
 
 from colbert_rerank.devices import check_device
 from splade_es.cluster.connection import Cluster, ClusterConfig, connect
-from splade_es.engines import ENGINES, Engine, NodeConfig, start_node
+from splade_es.engines import ENGINES, Engine, NodeConfig, node_status, start_node
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -167,15 +167,7 @@ cluster_options = option_group(
 def open_cluster(options: ClusterOptions) -> Cluster:
     """Connect to ``options.es_url``, or to the local node (started if it is not running)."""
     if options.es_url is None:
-        engine, cache_dir = options.engine, options.cache_dir
-        info = start_node(
-            NodeConfig(
-                engine=engine, state_file=state_file(cache_dir, engine), cache_dir=cache_dir
-            ),
-            os.environ,
-        )
-        click.echo(f"Using local {info.engine} {info.version} at {info.url}", err=True)
-        return connect(ClusterConfig(url=info.url, engine=engine))
+        return _local_cluster(options.engine, options.cache_dir)
     config = ClusterConfig(
         url=options.es_url,
         api_key=options.api_key,
@@ -185,6 +177,27 @@ def open_cluster(options: ClusterOptions) -> Cluster:
         verify_certs=not options.insecure,
     )
     return connect(config)
+
+
+def _local_cluster(engine: Engine, cache_dir: Path) -> Cluster:
+    """The local node of ``engine``, started unless it runs; says which, and how to stop it."""
+    state = state_file(cache_dir, engine)
+    before, health = node_status(state)
+    config = NodeConfig(engine=engine, state_file=state, cache_dir=cache_dir)
+    info = start_node(config, os.environ)
+    stop = f"stop it with 'splade-es node stop --engine {engine}'"
+    if before is not None and health is not None and before.pid == info.pid:
+        click.echo(
+            f"Using the local {engine} {info.version} node at {info.url} ({stop}).", err=True
+        )
+    else:
+        click.echo(
+            f"Started a local {engine} {info.version} node at {info.url} in "
+            f"{info.start_seconds:.0f} s (no --es-url given). It keeps running for the next "
+            f"commands; {stop}.",
+            err=True,
+        )
+    return connect(ClusterConfig(url=info.url, engine=engine))
 
 
 def device_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
