@@ -105,7 +105,7 @@ def test_integer_options_use_the_shared_validators(path):
     [
         (["search", "x", "--index", "i", "-k", "0"], "-k"),
         (["search", "x", "--index", "i", "--rerank-k", "0"], "--rerank-k"),
-        (["search", "x", "--index", "i", "--batch-size", "-3"], "--batch-size"),
+        (["search", "x", "--index", "i", "--query-max-length", "-3"], "--query-max-length"),
         (["search", "x", "--index", "i", "--rerank-weight", "2"], "--rerank-weight"),
         (["explain", "x", "--index", "i", "--id", "d", "--top", "0"], "--top"),
         (["quickstart", "--max-docs", "0"], "--max-docs"),
@@ -119,6 +119,23 @@ def test_bad_numbers_are_refused_by_click(args, option):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert "Invalid value" in result.output and option in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "x", "--index", "i", "--doc-max-length", "5"],
+        ["search", "x", "--index", "i", "--doc-top-k", "5"],
+        ["search", "x", "--index", "i", "--batch-size", "5"],
+        ["explain", "x", "--index", "i", "--id", "d", "--rerank-k", "5"],
+        ["explain", "x", "--index", "i", "--id", "d", "--rerank-fusion", "rrf"],
+        ["train", "negatives", "--doc-min-weight", "0.1"],
+    ],
+    ids=lambda args: " ".join(args[:1] + args[-2:-1]),
+)
+def test_options_that_would_do_nothing_are_not_offered(args):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "No such option" in result.output, result.output
 
 
 def test_index_refuses_zero_chunk_docs_and_negative_replicas(tmp_path):

@@ -175,3 +175,14 @@ rerank_options = option_group(
 def build_colbert(config: ColbertConfig) -> ColbertEncoder:
     click.echo(f"Loading ColBERT model {config.model} ...", err=True)
     return ColbertEncoder(config)
+
+
+colbert_model_option = option_group(
+    "rerank",
+    lambda colbert_model: RerankOptions(colbert_model, 1, Fusion()),
+    click.option(
+        "--colbert-model",
+        help="Model of the token alignments (default: the one recorded in the index).",
+    ),
+)
+"""explain's --colbert-model alone (it aligns one document: no rerank depth or fusion)."""

@@ -9,8 +9,13 @@ import click
 
 from colbert_rerank.fusion import Fusion, FusionMethod
 from colbert_rerank.rerank import RerankConfig, Reranker, TokenMatch
-from splade_es.cli.colbert import RerankOptions, build_colbert, rerank_options
-from splade_es.cli.models import ModelOptions, build_encoder, encoder_options
+from splade_es.cli.colbert import (
+    RerankOptions,
+    build_colbert,
+    colbert_model_option,
+    rerank_options,
+)
+from splade_es.cli.models import ModelOptions, build_encoder, query_encoder_options
 from splade_es.cli.options import (
     POSITIVE_INT,
     UNIT_FLOAT,
@@ -94,7 +99,7 @@ _common = stack(
 )
 @rerank_options
 @_common
-@encoder_options(default_model=None)
+@query_encoder_options()
 @cluster_options
 def search(
     query: str,
@@ -167,9 +172,9 @@ def _row(hit: Hit, embeddings_field: str | None) -> dict[str, Any]:
 @click.option("--id", "doc_id", required=True, help="Document id to explain.")
 @click.option("--top", type=POSITIVE_INT, default=20, show_default=True, help="Terms to show.")
 @click.option("--colbert", is_flag=True, help="Also align query tokens with document tokens.")
-@rerank_options
+@colbert_model_option
 @_common
-@encoder_options(default_model=None)
+@query_encoder_options()
 @cluster_options
 def explain(
     query: str,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from colbert_rerank.encoder import DEFAULT_MODEL
-from splade_es.cli.models import ModelOptions, build_encoder, encoder_options
+from splade_es.cli.models import ModelOptions, build_encoder, query_encoder_options
 from splade_es.cli.options import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
@@ -58,7 +58,7 @@ def train() -> None:
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-progress", is_flag=True)
-@encoder_options(default_model=None)
+@query_encoder_options()
 @cluster_options
 def negatives_command(
     dataset: Path,
