@@ -207,3 +207,15 @@ def test_a_new_index_is_green_on_a_single_node(es_cluster, splade_encoder, index
     config = BuildConfig(BulkConfig(index=fixed, progress=False), replicas=1)
     chosen = build_index(es_cluster, from_records(DOCS), splade_encoder, config)
     assert chosen.prepared.replicas == "1"  # the user's choice is kept (yellow on one node)
+
+
+@pytest.mark.es
+def test_the_index_bar_shows_encoded_and_acknowledged_without_a_line_per_document(
+    es_cluster, splade_encoder, index_names, capsys
+):
+    records = [dict(d, _id=f"{d['_id']}-{i}") for i in range(4) for d in DOCS]
+    config = BuildConfig(BulkConfig(index=index_names(es_cluster), progress=True))
+    build_index(es_cluster, from_records(records), splade_encoder, config, total=len(records))
+    bar = capsys.readouterr().err
+    assert f"encoded={len(records)}" in bar and f"acknowledged={len(records)}" in bar
+    assert bar.count("\r") < len(records) / 2, bar  # redrawn every 0.1 s at most

@@ -122,12 +122,22 @@ def _write(producer: Producer, writer: Writer, progress: bool, total: int | None
     with _progress(progress, total) as bar:
         for item in producer.results():
             writer.take(item)
-            bar.n = producer.consumed
-            bar.set_postfix(indexed=writer.indexed, failed=len(writer.failures), refresh=False)
-            bar.refresh()
+            _show(bar, producer, writer)
         writer.flush()
-        bar.n = producer.consumed
-        bar.refresh()
+        _show(bar, producer, writer)
+
+
+def _show(bar: Any, producer: Producer, writer: Writer) -> None:
+    """Move the bar to the documents read so far, with how many were encoded and how many
+    the cluster acknowledged (requests go out a chunk at a time, so that one lags). The bar
+    redraws at most every ``mininterval`` seconds, not once per document."""
+    bar.set_postfix(
+        encoded=producer.encoded,
+        acknowledged=writer.indexed,
+        failed=len(writer.failures),
+        refresh=False,
+    )
+    bar.update(producer.consumed - bar.n)
 
 
 def _report(config: BulkConfig, producer: Producer, writer: Writer, seconds: float) -> IndexReport:
@@ -151,7 +161,7 @@ class _NoBar:
 
     def set_postfix(self, **_: Any) -> None: ...
 
-    def refresh(self) -> None: ...
+    def update(self, _: int) -> None: ...
 
     def __enter__(self) -> _NoBar:
         return self
