@@ -6,7 +6,11 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -219,3 +223,34 @@ def test_the_index_bar_shows_encoded_and_acknowledged_without_a_line_per_documen
     bar = capsys.readouterr().err
     assert f"encoded={len(records)}" in bar and f"acknowledged={len(records)}" in bar
     assert bar.count("\r") < len(records) / 2, bar  # redrawn every 0.1 s at most
+
+
+@pytest.mark.es
+def test_ctrl_c_while_indexing_says_what_landed_and_a_rerun_goes_on(
+    es_cluster, splade_encoder, index_names, tmp_path
+):
+    records = [dict(d, _id=f"{d['_id']}-{i}") for i in range(20) for d in DOCS]
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", records)
+    checkpoint = tmp_path / "checkpoint.tsv"
+    index = index_names(es_cluster)
+    command = [sys.executable, "-m", "splade_es", "index", str(corpus), "--index", index]
+    command += ["--checkpoint", str(checkpoint), "--chunk-docs", "10", "--no-progress"]
+    command += ["--es-url", es_cluster.url]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (
+        checkpoint.exists() and len(checkpoint.read_text().splitlines()) >= 10
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    landed = len(checkpoint.read_text().splitlines())
+    assert 10 <= landed < len(records), landed
+    assert f"Interrupted: {landed} documents landed in {index}" in err
+    assert "Run the same command again" in err and "indexed " in out
+
+    again = cli(*command[3:])
+    assert again.returncode == 0, again.stderr
+    assert f"skipped        {landed} (already indexed" in again.stdout
+    assert es_cluster.request("GET", f"/{index}/_count")["count"] == len(records)

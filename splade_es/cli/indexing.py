@@ -33,7 +33,13 @@ from splade_es.indexing.build import (
     build_index,
     refuse_embeddings_in_place,
 )
-from splade_es.indexing.bulk import BulkConfig, BulkFailedError, BulkStoppedError, IndexReport
+from splade_es.indexing.bulk import (
+    BulkConfig,
+    BulkFailedError,
+    BulkInterrupted,
+    BulkStoppedError,
+    IndexReport,
+)
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,16 @@ def _run(
                 f"Warning: {BulkFailedError(stopped.report, config.bulk.dead_letter)}", err=True
             )
         raise SystemExit(3) from None
+    except BulkInterrupted as interrupted:
+        report = interrupted.report
+        click.echo(_summary(report, max_length))
+        click.echo(
+            f"Interrupted: {report.indexed} documents landed in {config.index} in this run, "
+            "recorded in the checkpoint. Run the same command again to go on: they are "
+            "skipped, not encoded again.",
+            err=True,
+        )
+        raise SystemExit(130) from None
     except BulkFailedError as failed:
         click.echo(_summary(failed.report, max_length))
         raise click.ClickException(str(failed)) from None

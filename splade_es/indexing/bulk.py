@@ -42,12 +42,19 @@ from splade_es.indexing.queue import (
     FieldBatch,
     Producer,
 )
-from splade_es.indexing.report import BulkConfig, BulkFailedError, BulkStoppedError, IndexReport
+from splade_es.indexing.report import (
+    BulkConfig,
+    BulkFailedError,
+    BulkInterrupted,
+    BulkStoppedError,
+    IndexReport,
+)
 from splade_es.indexing.writer import Writer, WriteStopped
 
 __all__ = [
     "BulkConfig",
     "BulkFailedError",
+    "BulkInterrupted",
     "BulkStoppedError",
     "DocumentEncoder",
     "EncodedFields",
@@ -81,6 +88,8 @@ def index_documents(
         BulkFailedError: documents failed and ``config.raise_on_failure`` is set.
         BulkStoppedError: the cluster failed ``max_attempts`` tries in a row (no answer,
             sustained 429, a read-only index); the checkpoint lets a re-run continue.
+        BulkInterrupted: Ctrl-C; its report says what landed, and a re-run with the same
+            checkpoint continues.
 
     Example:
         >>> config = BulkConfig(index="docs", dead_letter=Path("dead.jsonl"))
@@ -99,11 +108,11 @@ def index_documents(
         config.checkpoint,
     )
     producer.start()
-    stopped: WriteStopped | None = None
     try:
-        _write(producer, writer, config.progress, total)
-    except WriteStopped as stop:
-        stopped = stop
+        stopped = _write(producer, writer, config.progress, total)
+    except KeyboardInterrupt:
+        report = _report(config, producer, writer, time.perf_counter() - started)
+        raise BulkInterrupted(report) from None
     finally:
         producer.stop()
         writer.close()
@@ -117,14 +126,21 @@ def index_documents(
     return report
 
 
-def _write(producer: Producer, writer: Writer, progress: bool, total: int | None) -> None:
-    """Hand every result of ``producer`` to ``writer``, then send what is pending."""
+def _write(
+    producer: Producer, writer: Writer, progress: bool, total: int | None
+) -> WriteStopped | None:
+    """Hand every result of ``producer`` to ``writer``, then send what is pending; the reason
+    the cluster stopped the run, if it did."""
     with _progress(progress, total) as bar:
-        for item in producer.results():
-            writer.take(item)
-            _show(bar, producer, writer)
-        writer.flush()
+        try:
+            for item in producer.results():
+                writer.take(item)
+                _show(bar, producer, writer)
+            writer.flush()
+        except WriteStopped as stop:
+            return stop
         _show(bar, producer, writer)
+    return None
 
 
 def _show(bar: Any, producer: Producer, writer: Writer) -> None:

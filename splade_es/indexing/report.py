@@ -139,3 +139,16 @@ class BulkStoppedError(ClusterError):
         super().__init__(message, None, "stopped", reason)
         self.report = report
         self.unsent = unsent
+
+
+class BulkInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped the run; ``report`` is what landed so far.
+
+    Every acknowledged document is in the checkpoint (when there is one): a re-run with the
+    same checkpoint skips them without encoding them again and sends the rest. It is a
+    ``KeyboardInterrupt``, so code that does not know it still stops as on any Ctrl-C.
+    """
+
+    def __init__(self, report: IndexReport) -> None:
+        super().__init__(f"interrupted after {report.indexed} acknowledged documents")
+        self.report = report
