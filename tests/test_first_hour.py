@@ -254,3 +254,14 @@ def test_ctrl_c_while_indexing_says_what_landed_and_a_rerun_goes_on(
     assert again.returncode == 0, again.stderr
     assert f"skipped        {landed} (already indexed" in again.stdout
     assert es_cluster.request("GET", f"/{index}/_count")["count"] == len(records)
+
+
+@pytest.mark.es
+def test_fitting_the_codebook_shows_a_bar(
+    es_cluster, splade_encoder, colbert_encoder, index_names, capsys
+):
+    colbert = ColbertIndexing(colbert_encoder, ColbertStorage(codec="residual", centroids=8))
+    config = BuildConfig(BulkConfig(index=index_names(es_cluster), progress=True))
+    build_index(es_cluster, from_records(DOCS), splade_encoder, config, colbert)
+    err = capsys.readouterr().err
+    assert "fitting the ColBERT codebook: 100%" in err and f"{len(DOCS)}/{len(DOCS)}" in err

@@ -162,7 +162,7 @@ def prepare(
         refuse_embeddings_in_place(cluster, index)
         sample, stream = peek(stream, colbert.storage.sample_documents)
         embeddings, properties, meta = prepare_embeddings(
-            cluster, index, colbert.encoder, colbert.storage, sample
+            cluster, index, colbert.encoder, colbert.storage, sample, config.bulk.progress
         )
         encoders.append(embeddings)
     layout, state = prepare_index(

@@ -89,12 +89,14 @@ def prepare_embeddings(
     encoder: ColbertEncoder,
     storage: ColbertStorage,
     sample: list[Document],
+    progress: bool = False,
 ) -> tuple[EmbeddingFields, dict[str, Any], dict[str, Any]]:
     """Fit (or reuse) the codebook and return the field encoder, mapping properties and meta.
 
     A residual codebook is stored in ``<index>-colbert-codebook`` before any document is
     written; if the index already exists with a codebook, that codebook is reused so that a
-    re-run keeps the same encoding.
+    re-run keeps the same encoding. ``progress`` shows a bar while the sample is encoded
+    (the slow part: tens of seconds on CPU).
     """
     check_index_name(index)
     book_index = codebook_index_name(index)
@@ -102,8 +104,7 @@ def prepare_embeddings(
     if storage.needs_fit and codebook is None and projection is None:
         if not sample:
             raise ValueError("No valid document to fit the ColBERT codebook/projection on.")
-        vectors = encoder.encode_documents([d.encoded_text for d in sample]).embeddings
-        stacked = np.concatenate([v for v in vectors if v.shape[0]], axis=0)
+        stacked = _sample_embeddings(encoder, sample, progress)
         if storage.dim is not None and storage.dim < encoder.dim:
             projection = fit_projection(stacked, storage.dim)
             stacked = projection.apply(stacked)
@@ -125,3 +126,23 @@ def prepare_embeddings(
     fitted = codebook is not None or projection is not None
     meta = index_meta(encoder, codec, storage.field, book_index if fitted else None)
     return fields, mapping_properties(storage.field), {META_KEY: meta}
+
+
+def _sample_embeddings(
+    encoder: ColbertEncoder, sample: list[Document], progress: bool
+) -> np.ndarray:
+    """The token embeddings of ``sample``, stacked ``[tokens, dim]``, encoded batch by batch
+    under a bar that says what is happening."""
+    from tqdm.auto import tqdm
+
+    step = encoder.config.batch_size
+    parts: list[np.ndarray] = []
+    with tqdm(
+        total=len(sample), unit="doc", desc="fitting the ColBERT codebook", disable=not progress
+    ) as bar:
+        for start in range(0, len(sample), step):
+            batch = sample[start : start + step]
+            vectors = encoder.encode_documents([d.encoded_text for d in batch]).embeddings
+            parts.extend(v for v in vectors if v.shape[0])
+            bar.update(len(batch))
+    return np.concatenate(parts, axis=0)
