@@ -265,3 +265,17 @@ def test_fitting_the_codebook_shows_a_bar(
     build_index(es_cluster, from_records(DOCS), splade_encoder, config, colbert)
     err = capsys.readouterr().err
     assert "fitting the ColBERT codebook: 100%" in err and f"{len(DOCS)}/{len(DOCS)}" in err
+
+
+@pytest.mark.es
+def test_a_query_without_content_words_is_flagged(es_cluster, splade_encoder, index_names, caplog):
+    index = index_names(es_cluster)
+    build(es_cluster, splade_encoder, index)
+    searcher = Searcher(es_cluster, splade_encoder, SearchConfig(index=index))
+    searcher.search("how is espresso made", 3)
+    assert "no content words" not in caplog.text
+    hits = searcher.search("the of, and?", 3)
+    assert hits  # expansion terms still match: hence the warning
+    assert "Query 'the of, and?' has no content words" in caplog.text
+    run = cli("search", "to be or not to be", "--index", index, "--es-url", es_cluster.url)
+    assert run.returncode == 0 and "has no content words" in run.stderr

@@ -18,6 +18,7 @@ from colbert_rerank.fusion import Fusion, fuse
 from splade_es.cluster.admin import require_index
 from splade_es.cluster.connection import Cluster, ClusterError
 from splade_es.cluster.mapping import IndexLayout, MappingType, encoder_meta, meta_differences
+from splade_es.encoding.content import content_words
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.encoding.features import SparseVector, decode_key, lucene_stored
 from splade_es.search.query import bm25_query, search_body, splade_query, with_filters
@@ -171,11 +172,18 @@ class Searcher:
     # -- searching ----------------------------------------------------------------------------
 
     def encode_query(self, query: str) -> SparseVector:
-        """The query's term weights (raises if it has none)."""
+        """The query's term weights (raises if it has none; warns, through logging, when the
+        query has no content word)."""
         if not isinstance(query, str):
             raise ValueError(f"Query {query!r:.60} is {type(query).__name__}, not text.")
         if not query.strip():
             raise ValueError(f"Query {query!r:.60} is empty: pass some words to search for.")
+        if not content_words(query):
+            logger.warning(
+                "Query %r has no content words (only stopwords or punctuation): SPLADE still "
+                "finds hits through its expansion terms, but they are unlikely to mean anything.",
+                query[:80],
+            )
         vector = self.encoder.encode_queries([query]).vectors[0]
         if len(vector) == 0:
             raise ValueError(
