@@ -21,7 +21,8 @@ from colbert_rerank.codecs import Codec
 from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
 from colbert_rerank.rerank import Reranker
 from splade_es.cluster.connection import ClusterConfig, ClusterError, connect
-from splade_es.data.corpus import Document, Rejected, from_records
+from splade_es.data.corpus import Document, FieldNames, Rejected, from_records
+from splade_es.data.fields import KeptField
 from splade_es.data.readers import read_csv
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
@@ -279,3 +280,50 @@ def test_a_query_without_content_words_is_flagged(es_cluster, splade_encoder, in
     assert "Query 'the of, and?' has no content words" in caplog.text
     run = cli("search", "to be or not to be", "--index", index, "--es-url", es_cluster.url)
     assert run.returncode == 0 and "has no content words" in run.stderr
+
+
+def test_kept_fields_are_typed_or_their_document_rejected():
+    names = FieldNames(
+        id="id",
+        keep=("year", "open", "day", "tag"),
+        types={"year": "int", "open": "bool", "day": "date", "tag": "keyword"},
+    )
+    good = {"id": "1", "text": "t", "year": " 2020", "open": "yes", "day": "2024-05-01", "tag": 7}
+    (document,) = from_records([good], names)
+    assert document.fields == {"year": 2020, "open": True, "day": "2024-05-01", "tag": "7"}
+    bad = [dict(good, id="2", year="soon"), dict(good, id="3", day="May 1st")]
+    rejected = list(from_records(bad, names))
+    assert [r.reason for r in rejected] == [
+        "field 'year': 'soon' is not an int (--keep-field year:int): fix the value, or leave "
+        "the type out",
+        "field 'day': 'May 1st' is not a date (--keep-field day:date): fix the value, or leave "
+        "the type out",
+    ]
+    assert KeptField.parse("price:float").mapping == {"type": "double"}
+    with pytest.raises(ValueError, match="unknown type 'integer'; use one of int, float"):
+        KeptField.parse("year:integer")
+    with pytest.raises(ValueError, match=r"types given for \['x'\], which are not kept"):
+        FieldNames(types={"x": "int"})
+
+
+@pytest.mark.es
+def test_a_typed_csv_field_filters_as_a_number_and_the_summary_says_how_it_was_mapped(
+    es_cluster, index_names, tmp_path
+):
+    rows = ["id,text,year,venue", "old,espresso history,999,Cafe", "new,espresso today,2020,Bar"]
+    corpus = tmp_path / "docs.csv"
+    corpus.write_text("\n".join(rows) + "\n")
+    typed, untyped = index_names(es_cluster, "typed"), index_names(es_cluster, "untyped")
+    common = ["--es-url", es_cluster.url, "--no-progress"]
+    keep = ["--keep-field", "year:int", "--keep-field", "venue"]
+    run = cli("index", str(corpus), "--index", typed, *keep, *common)
+    assert run.returncode == 0, run.stderr
+    assert "kept fields    year as long, venue as text (untyped:" in run.stdout
+    recent = json.dumps({"range": {"year": {"gte": 2000}}})
+    found = cli("search", "espresso", "--index", typed, "--filter", recent, "--json", *common[:2])
+    assert [hit["_id"] for hit in json.loads(found.stdout)] == ["new"]
+
+    run = cli("index", str(corpus), "--index", untyped, "--keep-field", "year", *common)
+    assert "kept fields    year as text (untyped: --keep-field year:int for numbers)" in run.stdout
+    bad = cli("index", str(corpus), "--index", typed, "--keep-field", "year:integer", *common)
+    assert bad.returncode == 2 and "unknown type 'integer'" in bad.stderr

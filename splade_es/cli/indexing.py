@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -18,10 +18,12 @@ from splade_es.cli.options import (
     open_cluster,
     option_group,
 )
+from splade_es.cluster.admin import field_types
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.mapping import load_template
 from splade_es.cluster.names import check_index_name
 from splade_es.data.corpus import Document, FieldNames, Limits, Rejected
+from splade_es.data.fields import KeptField
 from splade_es.data.readers import CorpusFormat, read_corpus
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.indexing.build import (
@@ -53,15 +55,37 @@ class CorpusOptions:
     keep_field: tuple[str, ...]
     max_text_bytes: int
 
+    @property
+    def kept(self) -> list[KeptField]:
+        """The ``--keep-field`` specs (``name`` or ``name:type``), parsed."""
+        return [KeptField.parse(spec) for spec in self.keep_field]
+
     def read(self, corpus: Path) -> Iterator[Document | Rejected]:
         is_csv = self.corpus_format == "csv" or corpus.suffix == ".csv"
+        kept = self.kept
         names = FieldNames(
             id=self.id_field or ("id" if is_csv else "_id"),
             text=self.text_field,
             title=self.title_field or None,
-            keep=tuple(self.keep_field),
+            keep=tuple(k.name for k in kept),
+            types={k.name: k.type for k in kept if k.type is not None},
         )
         return read_corpus(corpus, self.corpus_format, names, Limits(self.max_text_bytes))
+
+    def mappings(self) -> dict[str, dict[str, str]]:
+        """The index mapping of each typed kept field."""
+        return {k.name: k.mapping for k in self.kept if k.mapping is not None}
+
+
+def _checked_kept(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for spec in value:
+        try:
+            KeptField.parse(spec)
+        except ValueError as error:
+            raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+    return value
 
 
 corpus_options = option_group(
@@ -71,7 +95,13 @@ corpus_options = option_group(
     click.option("--id-field", help="Field with the document id (default: _id; CSV: id)."),
     click.option("--text-field", default="text", show_default=True),
     click.option("--title-field", default="title", show_default=True, help="'' for none."),
-    click.option("--keep-field", multiple=True, help="Extra source field to store (repeatable)."),
+    click.option(
+        "--keep-field",
+        multiple=True,
+        callback=_checked_kept,
+        help="Extra source field to store (repeatable), optionally typed: year:int, price:float, "
+        "open:bool, published:date, tag:keyword, note:text (CSV values are text otherwise).",
+    ),
     click.option("--max-text-bytes", type=POSITIVE_INT, default=1_000_000, show_default=True),
 )
 
@@ -197,6 +227,7 @@ def index_command(
     """
     check_index_name(index_name)
     config = write.build_config(index_name, cluster.cache_dir / "checkpoints")
+    config = replace(config, fields=source.mappings())
     documents = source.read(corpus)
     connection = open_cluster(cluster)
     try:
@@ -209,9 +240,12 @@ def index_command(
                 build_colbert(colbert.encoder_config(model.device)), colbert.storage
             )
         result = _run(connection, documents, encoder, config, embeddings)
+        kept = field_types(connection, index_name, [k.name for k in source.kept])
     finally:
         connection.close()
     click.echo(_summary(result.report, encoder.config.document_max_length))
+    if kept:
+        click.echo(f"kept fields    {_kept_summary(kept, source)}")
     click.echo(
         f"index          {index_name}: {result.documents} docs, {result.size_bytes / 1e6:.1f} MB"
     )
@@ -224,6 +258,16 @@ def index_command(
             else ""
         )
         click.echo(f"alias          {config.alias} -> {index_name}{moved}")
+
+
+def _kept_summary(kept: dict[str, str], source: CorpusOptions) -> str:
+    """How each kept field was mapped, with the fix for a number stored as text."""
+    typed = {k.name for k in source.kept if k.type is not None}
+    parts = []
+    for name, kind in kept.items():
+        hint = f" (untyped: --keep-field {name}:int for numbers)" if kind == "text" else ""
+        parts.append(f"{name} as {kind}{'' if name in typed else hint}")
+    return ", ".join(parts)
 
 
 def _run(

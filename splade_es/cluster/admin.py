@@ -23,6 +23,7 @@ __all__ = [
     "check_index_name",
     "close_index_names",
     "ensure_index",
+    "field_types",
     "get_index",
     "index_stats",
     "index_uuid",
@@ -231,3 +232,13 @@ def replicas(cluster: Cluster, index: str) -> str:
     if auto in (None, "false", False):
         return str(count)
     return f"auto {auto} (now {count})"
+
+
+def field_types(cluster: Cluster, index: str, names: list[str]) -> dict[str, str]:
+    """The mapped type of each of ``names`` in ``index`` (fields not mapped are left out)."""
+    check_index_name(index)
+    if not names:
+        return {}
+    body = cluster.request("GET", f"/{index}/_mapping")
+    properties = next(iter(body.values()))["mappings"].get("properties", {})
+    return {n: str(properties[n].get("type", "object")) for n in names if n in properties}

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from splade_es.data.fields import FieldType, convert
+
 CorpusFormat = Literal["jsonl", "csv", "beir"]
 MAX_ID_BYTES = 512  # Elasticsearch and OpenSearch refuse longer _id values
 
@@ -75,12 +77,26 @@ class Rejected:
 
 @dataclass(frozen=True)
 class FieldNames:
-    """Which input fields hold the id, text and title, and which others to keep."""
+    """Which input fields hold the id, text and title, and which others to keep.
+
+    Attributes:
+        types: a type for some kept fields (``{"year": "int"}``): their values are converted,
+            or the document is rejected with the reason (see :mod:`splade_es.data.fields`).
+    """
 
     id: str = "_id"
     text: str = "text"
     title: str | None = "title"
     keep: tuple[str, ...] = ()
+    types: Mapping[str, FieldType] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        untyped = sorted(set(self.types) - set(self.keep))
+        if untyped:
+            raise ValueError(
+                f"types given for {untyped}, which are not kept fields {list(self.keep)}: "
+                "keep them too (--keep-field name:type does both)."
+            )
 
 
 @dataclass(frozen=True)
@@ -142,15 +158,29 @@ def make_document(
     if not isinstance(title, str):
         return Rejected(where, position, f"title field {names.title!r} is {_describe(title)}")
     problem = _text_problem(text, title, limits)
+    kept: dict[str, Any] = {}
     if problem is None:
-        kept = {name: raw[name] for name in names.keep if name in raw}
-        for name, value in kept.items():
-            if (value_problem := _json_problem(value)) is not None:
-                problem = f"field {name!r} {value_problem}: only JSON values can be stored"
-                break
+        kept, problem = _kept_fields(raw, names)
     if problem is not None:
         return Rejected(where, position, problem)
     return Document(id=doc_id, text=text, title=title, fields=kept)
+
+
+def _kept_fields(raw: Mapping[str, Any], names: FieldNames) -> tuple[dict[str, Any], str | None]:
+    """The kept fields of ``raw``, typed where ``names.types`` says, or why they cannot be."""
+    kept = {name: raw[name] for name in names.keep if name in raw}
+    for name, value in kept.items():
+        if (problem := _json_problem(value)) is not None:
+            return kept, f"field {name!r} {problem}: only JSON values can be stored"
+        kind = names.types.get(name)
+        if kind is not None:
+            kept[name], problem = convert(value, kind)
+            if problem is not None:
+                return kept, (
+                    f"field {name!r}: {problem} (--keep-field {name}:{kind}): fix the value, "
+                    "or leave the type out"
+                )
+    return kept, None
 
 
 def _record_id(raw: Mapping[str, Any], position: int, names: FieldNames) -> str | Rejected:

@@ -66,6 +66,8 @@ class BuildConfig:
             after the index and its UUID (a re-created index is filled again).
         expected_documents: when the index already holds exactly this many documents, reuse
             it without writing (evaluation and the quickstart re-run this way).
+        fields: mappings of kept source fields, e.g. ``{"year": {"type": "long"}}`` (from
+            ``KeptField.mapping``); a field left out gets the engine's dynamic mapping.
     """
 
     bulk: BulkConfig
@@ -76,6 +78,7 @@ class BuildConfig:
     alias: str | None = None
     checkpoint_dir: Path | None = None
     expected_documents: int | None = None
+    fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.alias is not None:
@@ -156,14 +159,20 @@ def prepare(
     encoders: list[DocumentEncoder] = [SpladeFields(splade)]
     stream: Iterator[Document | Rejected] = iter(documents)
     embeddings: EmbeddingFields | None = None
-    properties: dict[str, Any] = {}
+    properties: dict[str, Any] = {name: dict(spec) for name, spec in config.fields.items()}
     meta: dict[str, Any] = {}
     if colbert is not None:
         refuse_embeddings_in_place(cluster, index)
         sample, stream = peek(stream, colbert.storage.sample_documents)
-        embeddings, properties, meta = prepare_embeddings(
+        embeddings, stored, meta = prepare_embeddings(
             cluster, index, colbert.encoder, colbert.storage, sample, config.bulk.progress
         )
+        if clash := sorted(set(stored) & set(properties)):
+            raise ValueError(
+                f"Kept fields {clash} have the name of the ColBERT field: rename them in the "
+                "input, or store the embeddings in another field (ColbertStorage.field)."
+            )
+        properties.update(stored)
         encoders.append(embeddings)
     layout, state = prepare_index(
         cluster,
