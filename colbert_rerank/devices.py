@@ -12,12 +12,13 @@ if TYPE_CHECKING:
 
 __all__ = ["check_device", "pick_device"]
 
-_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+_DEVICE = re.compile(r"(cpu|mps|cuda|xpu|npu|hpu|xla|meta)(:\d+)?")
 _HOW = "pass cpu, cuda, cuda:N (N = the GPU's index) or mps, or leave it out to use the best one"
 
 
 def check_device(device: str | None) -> str | None:
-    """``device`` unchanged if it names a device, else a ValueError. Loads nothing (no torch).
+    """``device`` (a name, or a ``torch.device``, as its name) if it names a device, else a
+    ValueError. Loads nothing (no torch).
 
     Raises:
         ValueError: names the bad value and the accepted forms.
@@ -33,6 +34,8 @@ or mps, or leave it out to use the best one available (--device left out, device
     """
     if device is None:
         return None
+    if type(device).__name__ == "device" and hasattr(device, "type"):  # a torch.device
+        device = str(device)
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise ValueError(
             f"device={device!r} is not a device: {_HOW} available (--device left out, "

@@ -20,6 +20,7 @@ import torch
 
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.codecs import Codec, CodecError
+from colbert_rerank.devices import check_device, pick_device
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.fusion import Fusion, fuse
 from colbert_rerank.hits import (
@@ -85,6 +86,7 @@ class RerankConfig:
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "top_k", optional=True)
+        check_device(self.device)
         if self.on_missing not in ("error", "first_stage"):
             raise ValueError(f"on_missing={self.on_missing!r}: expected error or first_stage.")
 
@@ -160,7 +162,7 @@ class Reranker:
         self.fetch = fetch
         self.index = index
         device = self.config.device
-        self.device = torch.device(device) if device else encoder.model.device
+        self.device = pick_device(device) if device else encoder.model.device
 
     def rerank(
         self,

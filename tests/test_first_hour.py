@@ -18,12 +18,19 @@ from cli_runner import cli
 from corpus_fixture import DOCS, write_jsonl
 
 from colbert_rerank.codecs import Codec
+from colbert_rerank.devices import check_device
 from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
-from colbert_rerank.rerank import Reranker
-from splade_es.cluster.connection import ClusterConfig, ClusterError, connect
+from colbert_rerank.rerank import RerankConfig, Reranker
+from splade_es.cluster.admin import IndexMismatchError
+from splade_es.cluster.connection import (
+    ClusterConfig,
+    ClusterError,
+    ClusterUnavailableError,
+    connect,
+)
 from splade_es.data.corpus import Document, FieldNames, Rejected, from_records
 from splade_es.data.fields import KeptField
-from splade_es.data.readers import read_csv
+from splade_es.data.readers import read_corpus, read_csv
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
 from splade_es.indexing.bulk import BulkConfig
@@ -206,7 +213,7 @@ def test_an_unreachable_url_gives_one_message_without_transport_warnings():
 def test_a_new_index_is_green_on_a_single_node(es_cluster, splade_encoder, index_names):
     index, fixed = index_names(es_cluster), index_names(es_cluster, "fixed")
     built = build(es_cluster, splade_encoder, index)
-    assert built.prepared.replicas == "auto 0-1 (now 0)"
+    assert built.prepared.replicas == "0"  # one data node: a replica could never be assigned
     health = es_cluster.request("GET", f"/_cluster/health/{index}")
     assert health["status"] == "green", health
     config = BuildConfig(BulkConfig(index=fixed, progress=False), replicas=1)
@@ -278,7 +285,7 @@ def test_a_query_without_content_words_is_flagged(es_cluster, splade_encoder, in
     hits = searcher.search("the of, and?", 3)
     assert hits  # expansion terms still match: hence the warning
     assert "Query 'the of, and?' has no content words" in caplog.text
-    run = cli("search", "to be or not to be", "--index", index, "--es-url", es_cluster.url)
+    run = cli("search", "to be or to be", "--index", index, "--es-url", es_cluster.url)
     assert run.returncode == 0 and "has no content words" in run.stderr
 
 
@@ -327,3 +334,104 @@ def test_a_typed_csv_field_filters_as_a_number_and_the_summary_says_how_it_was_m
     assert "kept fields    year as text (untyped: --keep-field year:int for numbers)" in run.stdout
     bad = cli("index", str(corpus), "--index", typed, "--keep-field", "year:integer", *common)
     assert bad.returncode == 2 and "unknown type 'integer'" in bad.stderr
+
+
+@pytest.mark.es
+def test_a_rerank_depth_below_k_is_raised_and_said(
+    es_cluster, splade_encoder, colbert_encoder, index_names
+):
+    index = index_names(es_cluster)
+    colbert = ColbertIndexing(colbert_encoder, ColbertStorage(codec="float16"))
+    build(es_cluster, splade_encoder, index, colbert)
+    query = ["search", "espresso coffee", "--index", index, "--rerank", "--json"]
+    run = cli(*query, "-k", "3", "--rerank-k", "2", "--es-url", es_cluster.url)
+    assert run.returncode == 0, run.stderr
+    assert "--rerank-k 2 is below -k 3: reranking the top 3." in run.stderr
+    hits = json.loads(run.stdout)
+    assert len(hits) == 3 and all(hit["_colbert_score"] is not None for hit in hits)
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with the status and body of the server it belongs to."""
+
+    def do_GET(self) -> None:
+        status, kind, body = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *_: object) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "message"),
+    [
+        ((403, "application/json", '{"Message": "User: anonymous is not authorized"}'),
+         ClusterError, "403"),
+        ((503, "text/html", "<html>Service Unavailable</html>"), ClusterUnavailableError,
+         "is not serving"),
+    ],
+)  # fmt: skip
+def test_a_refusal_or_a_down_cluster_is_not_called_a_web_page(answer, error, message):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    server.answer = answer  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(error, match=message) as raised:
+            connect(ClusterConfig(url=f"http://127.0.0.1:{server.server_address[1]}"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "not an Elasticsearch or OpenSearch endpoint" not in str(raised.value)
+
+
+def test_typed_values_missing_or_unreadable(tmp_path):
+    names = FieldNames(id="id", keep=("year",), types={"year": "int"})
+    (document,) = from_records([{"id": "1", "text": "t", "year": " "}], names)
+    assert document.fields == {"year": None}  # an empty CSV cell is a missing value
+    assert hash(names)  # FieldNames stays hashable
+    beir = tmp_path / "beir"
+    beir.mkdir()
+    write_jsonl(beir / "corpus.jsonl", [{"_id": "a", "text": "t", "year": "soon"}])
+    (rejected,) = read_corpus(beir, "beir", FieldNames(keep=("year",), types={"year": "int"}))
+    assert isinstance(rejected, Rejected) and "'soon' is not an int" in rejected.reason
+    pretty = tmp_path / "pretty.jsonl"
+    pretty.write_text(json.dumps([{"_id": "a", "text": "t"}] * 3, indent=2)[1:])
+    with pytest.raises(ValueError, match="none of the first 10 records could be read"):
+        read_corpus(pretty)
+    header = tmp_path / "header.csv"
+    header.write_text('id,"text\n1,x\n')
+    with pytest.raises(ValueError, match="CSV header row cannot be read"):
+        list(read_corpus(header))
+    cut = tmp_path / "cut.csv"
+    cut.write_text('id,text\n1,"fine"\n2,"no end')
+    assert "ending at line 3" in list(read_csv(cut))[1].reason
+    with pytest.raises(ValueError, match="device='gpu' is not a device"):
+        RerankConfig(device="gpu")
+    assert check_device(torch.device("cpu")) == "cpu"
+
+
+@pytest.mark.es
+def test_typed_fields_and_embeddings_are_checked_against_the_index_first(
+    es_cluster, splade_encoder, colbert_encoder, index_names, tmp_path
+):
+    index = index_names(es_cluster)
+    records = [dict(d, year="2020") for d in DOCS]
+    build_index(es_cluster, from_records(records, FieldNames(keep=("year",))), splade_encoder,
+                BuildConfig(BulkConfig(index=index, progress=False)))  # fmt: skip
+    typed = BuildConfig(BulkConfig(index=index, progress=False), fields={"year": {"type": "long"}})
+    names = FieldNames(keep=("year",), types={"year": "int"})
+    with pytest.raises(IndexMismatchError, match="already maps year as text, not long"):
+        build_index(es_cluster, from_records(records, names), splade_encoder, typed)
+    clash = BuildConfig(
+        BulkConfig(index=index_names(es_cluster, "c"), progress=False),
+        fields={"colbert": {"type": "keyword"}},
+    )
+    with pytest.raises(ValueError, match="has the name of the ColBERT field"):
+        build_index(es_cluster, from_records(DOCS), splade_encoder, clash,
+                    ColbertIndexing(colbert_encoder))  # fmt: skip
+    assert gone(es_cluster, f"{index_names(es_cluster, 'c')}-colbert-codebook")
+    run = cli("search", "coffee", "--index", index, "--rerank", "--es-url", es_cluster.url)
+    assert run.returncode == 2 and "stores no ColBERT embeddings" in run.stderr
+    assert LOADING not in run.stderr

@@ -87,7 +87,7 @@ def test_default_template_keeps_only_the_layout_text_fields():
         "text": {"type": "text"},
         "terms": {"type": "rank_features"},
     }
-    assert body["settings"] == {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
+    assert body["settings"] == {"index": {"number_of_shards": 1}}
     fixed = body_for(None, IndexLayout(replicas=2))["settings"]  # a count replaces the range
     assert fixed == {"index": {"number_of_shards": 1, "number_of_replicas": 2}}
 

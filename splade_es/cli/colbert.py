@@ -140,13 +140,15 @@ class RerankOptions:
         return ColbertConfig(model=self.colbert_model or recorded or DEFAULT_MODEL, device=device)
 
 
+_index_colbert_model = click.option(
+    "--colbert-model",
+    help="ColBERT model (default: the one recorded in the index).",
+)
+
 rerank_options = option_group(
     "rerank",
     RerankOptions.from_options,
-    click.option(
-        "--colbert-model",
-        help="Reranking model (default: the one recorded in the index).",
-    ),
+    _index_colbert_model,
     click.option(
         "--rerank-k",
         type=POSITIVE_INT,
@@ -180,9 +182,6 @@ def build_colbert(config: ColbertConfig) -> ColbertEncoder:
 colbert_model_option = option_group(
     "rerank",
     lambda colbert_model: RerankOptions(colbert_model, 1, Fusion()),
-    click.option(
-        "--colbert-model",
-        help="Model of the token alignments (default: the one recorded in the index).",
-    ),
+    _index_colbert_model,
 )
 """explain's --colbert-model alone (it aligns one document: no rerank depth or fusion)."""

@@ -60,8 +60,12 @@ class CorpusOptions:
         """The ``--keep-field`` specs (``name`` or ``name:type``), parsed."""
         return [KeptField.parse(spec) for spec in self.keep_field]
 
+    def is_csv(self, corpus: Path) -> bool:
+        """Whether ``corpus`` is read as CSV."""
+        return self.corpus_format == "csv" or corpus.suffix == ".csv"
+
     def read(self, corpus: Path) -> Iterator[Document | Rejected]:
-        is_csv = self.corpus_format == "csv" or corpus.suffix == ".csv"
+        is_csv = self.is_csv(corpus)
         kept = self.kept
         names = FieldNames(
             id=self.id_field or ("id" if is_csv else "_id"),
@@ -245,7 +249,7 @@ def index_command(
         connection.close()
     click.echo(_summary(result.report, encoder.config.document_max_length))
     if kept:
-        click.echo(f"kept fields    {_kept_summary(kept, source)}")
+        click.echo(f"kept fields    {_kept_summary(kept, source, corpus)}")
     click.echo(
         f"index          {index_name}: {result.documents} docs, {result.size_bytes / 1e6:.1f} MB"
     )
@@ -260,13 +264,15 @@ def index_command(
         click.echo(f"alias          {config.alias} -> {index_name}{moved}")
 
 
-def _kept_summary(kept: dict[str, str], source: CorpusOptions) -> str:
-    """How each kept field was mapped, with the fix for a number stored as text."""
+def _kept_summary(kept: dict[str, str], source: CorpusOptions, corpus: Path) -> str:
+    """How each kept field was mapped; for an untyped CSV column mapped as text (CSV values
+    are all text, numbers too), the option that types it."""
     typed = {k.name for k in source.kept if k.type is not None}
     parts = []
     for name, kind in kept.items():
-        hint = f" (untyped: --keep-field {name}:int for numbers)" if kind == "text" else ""
-        parts.append(f"{name} as {kind}{'' if name in typed else hint}")
+        untyped_text = kind == "text" and name not in typed and source.is_csv(corpus)
+        hint = f" (untyped: --keep-field {name}:int for numbers)" if untyped_text else ""
+        parts.append(f"{name} as {kind}{hint}")
     return ", ".join(parts)
 
 

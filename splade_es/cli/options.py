@@ -185,7 +185,9 @@ def _local_cluster(engine: Engine, cache_dir: Path) -> Cluster:
     before, health = node_status(state)
     config = NodeConfig(engine=engine, state_file=state, cache_dir=cache_dir)
     info = start_node(config, os.environ)
-    stop = f"stop it with 'splade-es node stop --engine {engine}'"
+    implied = (default_cache_dir(), Path(os.environ.get("SPLADE_ES_CACHE_DIR", "")))
+    where = "" if cache_dir in implied else f" --cache-dir {cache_dir}"
+    stop = f"stop it with 'splade-es node stop --engine {engine}{where}'"
     if before is not None and health is not None and before.pid == info.pid:
         click.echo(
             f"Using the local {engine} {info.version} node at {info.url} ({stop}).", err=True

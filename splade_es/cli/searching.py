@@ -9,6 +9,7 @@ import click
 
 from colbert_rerank.fusion import Fusion, FusionMethod
 from colbert_rerank.rerank import RerankConfig, Reranker, TokenMatch
+from colbert_rerank.storage import META_KEY as COLBERT_META_KEY
 from splade_es.cli.colbert import (
     RerankOptions,
     build_colbert,
@@ -28,13 +29,19 @@ from splade_es.cluster.admin import require_index
 from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import encoded_text
 from splade_es.search.pipeline import Mode, Retrieval, search_then_rerank
-from splade_es.search.rerank import open_reranker
+from splade_es.search.rerank import missing_embeddings, open_reranker
 from splade_es.search.searcher import Explanation, Hit, SearchConfig, Searcher
 
 
-def _searcher(connection: Cluster, model: ModelOptions, config: SearchConfig) -> Searcher:
-    """A searcher of ``config.index`` with ``--model``, else the model the index records."""
-    info = require_index(connection, config.index)  # before any model is loaded
+def _searcher(
+    connection: Cluster, model: ModelOptions, config: SearchConfig, colbert: bool = False
+) -> Searcher:
+    """A searcher of ``config.index`` with ``--model``, else the model the index records;
+    with ``colbert``, the index must store ColBERT embeddings. Checked before any model loads.
+    """
+    info = require_index(connection, config.index)
+    if colbert and not info.all_meta.get(COLBERT_META_KEY):
+        raise click.UsageError(missing_embeddings(config.index))
     recorded = info.meta.get("model")
     encoder = build_encoder(model.encoder_config(recorded))
     return Searcher(connection, encoder, config)
@@ -134,7 +141,7 @@ def search(
     )
     connection = open_cluster(cluster)
     try:
-        searcher = _searcher(connection, model, config)
+        searcher = _searcher(connection, model, config, colbert=with_rerank)
         reranker = _reranker(connection, searcher, rerank, model.device) if with_rerank else None
         ranking = search_then_rerank(searcher, query, retrieval, reranker)
     finally:
@@ -192,9 +199,8 @@ def explain(
     (and with --colbert, which document token each query token matched)."""
     connection = open_cluster(cluster)
     try:
-        searcher = _searcher(
-            connection, model, SearchConfig(index, allow_model_mismatch=allow_model_mismatch)
-        )
+        config = SearchConfig(index, allow_model_mismatch=allow_model_mismatch)
+        searcher = _searcher(connection, model, config, colbert=colbert)
         result = searcher.explain(query, doc_id)
         matches = _alignments(connection, searcher, query, doc_id, rerank, model) if colbert else []
     finally:
@@ -266,12 +272,7 @@ def _alignments(
     field = searcher.embeddings_field
     if field is None:
         index = searcher.config.index
-        raise click.UsageError(
-            f"Index {index!r} stores no ColBERT embeddings, so --colbert has nothing to align: "
-            f"index the corpus into a new index with them (splade-es index <corpus> --index "
-            f"{index}-colbert --colbert --alias <alias>) and explain against that one; "
-            "leave out --colbert for the SPLADE terms alone."
-        )
+        raise click.UsageError(missing_embeddings(index))
     source = searcher.document(doc_id, [field, "title", "text"])
     reranker = _reranker(connection, searcher, rerank, model.device)
     text = encoded_text(str(source.get("title") or ""), str(source.get("text") or ""))

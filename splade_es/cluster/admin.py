@@ -122,10 +122,13 @@ def require_index(cluster: Cluster, name: str) -> IndexInfo:
 
 def close_index_names(cluster: Cluster, name: str, limit: int = 3) -> list[str]:
     """Existing index and alias names that look like ``name`` (hidden ones left out)."""
-    params = {"format": "json", "h": "index"}
-    names = {row["index"] for row in cluster.request("GET", "/_cat/indices", params=params)}
-    params = {"format": "json", "h": "alias"}
-    names |= {row["alias"] for row in cluster.request("GET", "/_cat/aliases", params=params)}
+    try:
+        params = {"format": "json", "h": "index"}
+        names = {row["index"] for row in cluster.request("GET", "/_cat/indices", params=params)}
+        params = {"format": "json", "h": "alias"}
+        names |= {row["alias"] for row in cluster.request("GET", "/_cat/aliases", params=params)}
+    except ClusterError:  # a user allowed to read one index only: no suggestions
+        return []
     visible = sorted(n for n in names if not n.startswith("."))
     return difflib.get_close_matches(name, visible, n=limit, cutoff=0.6)
 

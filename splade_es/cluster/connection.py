@@ -22,6 +22,7 @@ from splade_es.cluster.errors import (
     ClusterError,
     ClusterUnavailableError,
     api_error,
+    authentication_failed,
     not_a_search_engine,
     unavailable_error,
 )
@@ -247,7 +248,7 @@ def connect(config: ClusterConfig) -> Cluster:
         return _connect(config)
     except ClusterError as error:
         if error.status == 401:
-            raise _authentication_failed(config, error) from error
+            raise authentication_failed(config, error) from error
         raise
 
 
@@ -278,6 +279,10 @@ def _connect_elasticsearch(config: ClusterConfig) -> Cluster | None:
     except ClusterError as error:
         client.close()
         if isinstance(error.__cause__, elasticsearch.UnsupportedProductError):
+            if not isinstance(error.__cause__.body, Mapping):  # a web page, not a product
+                raise not_a_search_engine(
+                    redact_url(config.url), "/_nodes/_local", error.status, error.reason
+                ) from error
             if config.engine == "elasticsearch":
                 raise ClusterError(
                     f"{redact_url(config.url)} is not Elasticsearch; pass --engine "
@@ -287,13 +292,29 @@ def _connect_elasticsearch(config: ClusterConfig) -> Cluster | None:
                     "not Elasticsearch",
                 ) from error
             return None  # another product: try OpenSearch
-        if error.status not in (None, 401) and error.error_type == "unknown":
-            raise not_a_search_engine(
-                redact_url(config.url), "/_nodes/_local", error.status, error.reason
-            ) from error
-        raise
+        raise _foreign(config, "/_nodes/_local", error) from error
     version = next(iter(nodes["nodes"].values()))["version"]
     return Cluster(client, "elasticsearch", version, config.url)
+
+
+def _foreign(config: ClusterConfig, path: str, error: ClusterError) -> ClusterError:
+    """``error`` in the words that fit a first request whose answer is not the engine's
+    JSON: a page that is no search engine (404, 405, 2xx), a proxy whose cluster is down
+    (502-504); anything else (401, 403, the engine's own errors) unchanged."""
+    if error.error_type != "unknown" or error.status is None:
+        return error
+    url = redact_url(config.url)
+    if error.status in (404, 405) or 200 <= error.status < 300:
+        return not_a_search_engine(url, path, error.status, error.reason)
+    if error.status in (502, 503, 504):
+        return ClusterUnavailableError(
+            f"{url} answered {error.status} to GET {path}: the cluster behind it (or a proxy in "
+            "front of it) is not serving; check that it runs, then try again.",
+            error.status,
+            "unavailable",
+            error.reason[:200],
+        )
+    return error
 
 
 def _connect_opensearch(config: ClusterConfig) -> Cluster:
@@ -308,10 +329,7 @@ def _connect_opensearch(config: ClusterConfig) -> Cluster:
         raise not_a_search_engine(redact_url(config.url), "/", 200, error) from error
     except ClusterError as error:
         client.close()
-        if error.status not in (None, 401) and error.error_type == "unknown":
-            url = redact_url(config.url)
-            raise not_a_search_engine(url, "/", error.status, error.reason) from error
-        raise
+        raise _foreign(config, "/", error) from error
     if not isinstance(info, Mapping) or not isinstance(info.get("version"), Mapping):
         client.close()
         raise not_a_search_engine(redact_url(config.url), "/", 200, info)
@@ -361,22 +379,3 @@ def _request(
     except opensearchpy.TransportError as error:
         status = error.status_code if isinstance(error.status_code, int) else None
         raise api_error(method, path, status, error.info) from error
-
-
-def _authentication_failed(config: ClusterConfig, error: ClusterError) -> ClusterError:
-    if config.api_key is not None:
-        refused = "the API key given (--api-key / ES_API_KEY)"
-    elif config.username is not None:
-        refused = f"user {config.username!r} with the password given (--password / ES_PASSWORD)"
-    else:
-        refused = (
-            "a request without credentials: pass --username and --password (env ES_USERNAME, "
-            "ES_PASSWORD) or --api-key (env ES_API_KEY)"
-        )
-    return ClusterError(
-        f"Authentication failed at {redact_url(config.url)} (401): the cluster refused "
-        f"{refused}. Check the credentials; the cluster's reason: {error.reason}",
-        401,
-        error.error_type,
-        error.reason,
-    )

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from splade_es.cluster.config import redact_url
+from splade_es.cluster.config import ClusterConfig, redact_url
 
 __all__ = ["ClusterError", "ClusterUnavailableError", "api_error", "unavailable_error"]
 
@@ -90,4 +90,24 @@ def not_a_search_engine(url: str, path: str, status: int | None, answer: Any) ->
         status,
         "not_a_search_engine",
         shown,
+    )
+
+
+def authentication_failed(config: ClusterConfig, error: ClusterError) -> ClusterError:
+    """The 401 error in words that name the refused credentials (never the secret)."""
+    if config.api_key is not None:
+        refused = "the API key given (--api-key / ES_API_KEY)"
+    elif config.username is not None:
+        refused = f"user {config.username!r} with the password given (--password / ES_PASSWORD)"
+    else:
+        refused = (
+            "a request without credentials: pass --username and --password (env ES_USERNAME, "
+            "ES_PASSWORD) or --api-key (env ES_API_KEY)"
+        )
+    return ClusterError(
+        f"Authentication failed at {redact_url(config.url)} (401): the cluster refused "
+        f"{refused}. Check the credentials; the cluster's reason: {error.reason}",
+        401,
+        error.error_type,
+        error.reason,
     )

@@ -1,8 +1,7 @@
-"""Documents in, validated: JSONL, CSV, BEIR corpora, or any iterable of dicts.
-
-Readers stream (nothing loads the whole corpus) and yield either a :class:`Document` or a
+"""Documents in, validated: each input record becomes a :class:`Document` or a
 :class:`Rejected` record saying which input was refused and why, so that nothing disappears
-between the file and the index.
+between the source and the index. :func:`from_records` takes any iterable of dicts; the file
+readers (JSONL, CSV, BEIR) are in :mod:`splade_es.data.readers`.
 """
 
 from __future__ import annotations
@@ -11,11 +10,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from splade_es.data.fields import FieldType, convert
 
-CorpusFormat = Literal["jsonl", "csv", "beir"]
 MAX_ID_BYTES = 512  # Elasticsearch and OpenSearch refuse longer _id values
 
 
@@ -67,12 +65,15 @@ class Rejected:
         reason: what was wrong and how to fix it.
         missing_field: the id or text field, when the record lacks it (the usual sign of a
             wrong ``--id-field``/``--text-field``).
+        unreadable: the input could not be parsed into a record at all (not JSON, broken
+            CSV quoting): when every record is, the file is probably not of its format.
     """
 
     id: str
     position: int
     reason: str
     missing_field: str | None = None
+    unreadable: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class FieldNames:
     text: str = "text"
     title: str | None = "title"
     keep: tuple[str, ...] = ()
-    types: Mapping[str, FieldType] = field(default_factory=dict)
+    types: Mapping[str, FieldType] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         untyped = sorted(set(self.types) - set(self.keep))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -26,6 +27,7 @@ FIELD_TYPES: dict[str, dict[str, str]] = {
     "text": {"type": "text"},
 }
 _TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,14 @@ class KeptField:
 def convert(value: Any, kind: FieldType) -> tuple[Any, str | None]:
     """``(typed value, None)``, or ``(None, why not)`` for a value that is not a ``kind``.
 
+    ``None`` and an empty or blank string (an empty CSV cell) are a missing value: ``None``.
+
     Example:
         >>> convert(" 2020 ", "int"), convert("soon", "int")[1]
         ((2020, None), "'soon' is not an int")
     """
-    if value is None:
-        return None, None
+    if value is None or (isinstance(value, str) and not value.strip() and kind != "text"):
+        return None, None  # a missing value (an empty CSV cell) stays missing
     try:
         typed = _CONVERTERS[kind](value)
     except (TypeError, ValueError, OverflowError):
@@ -85,10 +89,16 @@ def _int(value: Any) -> int:
     if isinstance(value, float):
         if not value.is_integer():
             raise ValueError("fraction")
-        return int(value)
-    if isinstance(value, int):
-        return value
-    return int(str(value).strip())
+        number = int(value)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        raise ValueError("not an integer")
+    if not -(2**63) <= number < 2**63:  # the engines' long
+        raise OverflowError("beyond a long")
+    return number
 
 
 def _float(value: Any) -> float:
@@ -112,9 +122,8 @@ def _bool(value: Any) -> bool:
 def _date(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("not text")
-    text = value.strip()
-    datetime.datetime.fromisoformat(text)  # raises for anything but an ISO 8601 date/time
-    return text
+    # ISO 8601 in, written back in the form the engines' default date format reads.
+    return datetime.datetime.fromisoformat(value.strip()).isoformat()
 
 
 def _keyword(value: Any) -> str:

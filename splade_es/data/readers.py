@@ -13,11 +13,12 @@ import io
 import itertools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from splade_es.data.corpus import Document, FieldNames, Limits, Rejected, make_document
+from splade_es.data.fields import FieldType
 
 CorpusFormat = Literal["jsonl", "csv", "beir"]
 
@@ -37,24 +38,23 @@ def read_jsonl(
                     f"{path} holds a JSON array, not JSON Lines: write one object per line "
                     f"(e.g. jq -c '.[]' {path.name} > {path.stem}.jsonl) and index that file."
                 )
-            try:
-                raw = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError as error:
-                yield Rejected(
-                    f"<line {number}>", position, f"line {number} is not valid UTF-8 ({error})"
-                )
-                continue
-            except json.JSONDecodeError as error:
-                yield Rejected(
-                    f"<line {number}>", position, f"line {number} is not JSON ({error.msg})"
-                )
-                continue
-            except RecursionError:
-                yield Rejected(
-                    f"<line {number}>", position, f"line {number} nests JSON too deeply to parse"
-                )
+            raw, problem = _parsed(line, number)
+            if problem is not None:
+                yield Rejected(f"<line {number}>", position, problem, unreadable=True)
                 continue
             yield make_document(raw, position, names, limits)
+
+
+def _parsed(line: bytes, number: int) -> tuple[Any, str | None]:
+    """One JSONL line's value, or why it cannot be read."""
+    try:
+        return json.loads(line.decode("utf-8")), None
+    except UnicodeDecodeError as error:
+        return None, f"line {number} is not valid UTF-8 ({error})"
+    except json.JSONDecodeError as error:
+        return None, f"line {number} is not JSON ({error.msg})"
+    except RecursionError:
+        return None, f"line {number} nests JSON too deeply to parse"
 
 
 def read_csv(
@@ -70,7 +70,12 @@ def read_csv(
     with _open_binary(path) as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
         reader = csv.DictReader(text, strict=True)
-        header = reader.fieldnames or []
+        try:
+            header = reader.fieldnames or []
+        except csv.Error as error:
+            raise ValueError(
+                f"{path}: the CSV header row cannot be read ({error}): fix its quoting."
+            ) from None
         missing = [n for n in (names.id, names.text) if n not in header]
         if missing:
             raise ValueError(
@@ -93,8 +98,10 @@ def _csv_records(
             yield Rejected(
                 f"<record {position}>",
                 position,
-                f"CSV record {position} (up to line {reader.line_num}) is malformed ({error}): "
-                "a quoted field is not closed or text follows a closing quote; fix its quoting",
+                f"CSV record {position} (ending at line {reader.reader.line_num}) is malformed "
+                f"({error}): a quoted field is not closed or text follows a closing quote; fix "
+                "its quoting",
+                unreadable=True,
             )
         else:
             yield make_document(row, position, names, limits)
@@ -102,16 +109,21 @@ def _csv_records(
 
 
 def read_beir(
-    directory: Path, limits: Limits = Limits(), keep: tuple[str, ...] = ()
+    directory: Path,
+    limits: Limits = Limits(),
+    keep: tuple[str, ...] = (),
+    types: Mapping[str, FieldType] | None = None,
 ) -> Iterator[Document | Rejected]:
-    """``corpus.jsonl`` of a BEIR dataset folder (``_id``, ``title``, ``text``)."""
+    """``corpus.jsonl`` of a BEIR dataset folder (``_id``, ``title``, ``text``); ``keep`` and
+    ``types`` as in :class:`~splade_es.data.corpus.FieldNames`."""
     corpus = directory / "corpus.jsonl"
     if not corpus.is_file():
         raise FileNotFoundError(
             f"{directory} is not a BEIR folder: it has no corpus.jsonl (expected corpus.jsonl, "
             "queries.jsonl and qrels/<split>.tsv)."
         )
-    yield from read_jsonl(corpus, FieldNames("_id", "text", "title", keep), limits)
+    names = FieldNames("_id", "text", "title", keep, dict(types or {}))
+    yield from read_jsonl(corpus, names, limits)
 
 
 def read_corpus(
@@ -123,7 +135,8 @@ def read_corpus(
     """Read ``path`` in ``corpus_format`` (guessed from the path when ``None``)."""
     chosen = corpus_format or guess_format(path)
     if chosen == "beir":
-        reader = read_beir(path, limits, names.keep if names else ())
+        keep, types = (names.keep, names.types) if names else ((), None)
+        reader = read_beir(path, limits, keep, types)
     elif chosen == "csv":
         reader = read_csv(path, names or FieldNames(id="id"), limits)
     elif chosen == "jsonl":
@@ -144,14 +157,23 @@ def checked_start(
 
     Raises:
         ValueError: the reader refused the file (a CSV header without the id column, a JSON
-            array, ...), or none of the first ``CHECKED_RECORDS`` records has the id (or
-            text) field: a wrong ``--id-field``/``--text-field``.
+            array, ...), none of the first ``CHECKED_RECORDS`` records could be parsed (a
+            pretty-printed JSON file read as JSON Lines), or none has the id (or text) field:
+            a wrong ``--id-field``/``--text-field``.
         FileNotFoundError: the file or BEIR folder is not there.
     """
     head = list(itertools.islice(items, CHECKED_RECORDS))
     rejected = [r for r in head if isinstance(r, Rejected)]
+    if not head or len(rejected) < len(head):
+        return itertools.chain(head, items)
+    if all(r.unreadable for r in rejected):
+        raise ValueError(
+            f"{source}: none of the first {len(head)} records could be read "
+            f"({rejected[0].reason}): is the file in the format read (--format jsonl, csv or "
+            "beir)? JSON Lines has one JSON object per line."
+        )
     fields = sorted({r.missing_field or "" for r in rejected})
-    if head and len(rejected) == len(head) and "" not in fields:
+    if "" not in fields:
         raise ValueError(
             f"{source}: none of the first {len(head)} records has the field {fields[0]!r} "
             f"({rejected[0].reason}). Set --id-field and --text-field (FieldNames in Python) "

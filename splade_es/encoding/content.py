@@ -10,15 +10,13 @@ import re
 
 __all__ = ["STOPWORDS", "content_words"]
 
-# English function words: articles, pronouns, auxiliaries, prepositions, conjunctions.
+# English function words that never carry a query alone: articles, pronouns, auxiliaries,
+# prepositions, conjunctions. Words that can (IT, WHO, up, not, how...) are left out.
 _FUNCTION_WORDS = (
-    "a about above after again against all am an and any are as at be because been before "
-    "being below between both but by can could did do does doing down during each few for "
-    "from further had has have having he her here hers herself him himself his how i if in "
-    "into is it its itself just me more most my myself no nor not now of off on once only or "
-    "other our ours ourselves out over own same she should so some such than that the their "
-    "theirs them themselves then there these they this those through to too under until up "
-    "very was we were what when where which while who whom why will with would you your yours "
+    "a about am an and are as at be been being but by could did do does doing for from had "
+    "has have having he her hers herself him himself his i if in into is its itself me my "
+    "myself nor of on or our ours ourselves she should so than that the their theirs them "
+    "themselves then these they this those to too was we were with would you your yours "
     "yourself yourselves"
 )
 STOPWORDS = frozenset(_FUNCTION_WORDS.split())
@@ -31,7 +29,7 @@ def content_words(text: str) -> list[str]:
     Example:
         >>> content_words("Does aspirin prevent heart attacks?")
         ['aspirin', 'prevent', 'heart', 'attacks']
-        >>> content_words("to be or not to be")
+        >>> content_words("of the and")
         []
     """
     return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]

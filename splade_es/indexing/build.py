@@ -20,6 +20,7 @@ from colbert_rerank.storage import META_KEY as COLBERT_META_KEY
 from colbert_rerank.storage import EmbeddingFields
 from splade_es.cluster.admin import (
     IndexMismatchError,
+    field_types,
     get_index,
     index_stats,
     index_uuid,
@@ -103,8 +104,8 @@ class PreparedIndex:
         layout: its SPLADE field and mapping type.
         embeddings: the ColBERT field encoder (``None`` without ColBERT).
         checkpoint: the checkpoint file of this run, if any.
-        replicas: how the index replicates, in words (``auto 0-1 (now 0)`` by default: one
-            replica where a second node can hold it).
+        replicas: how the index replicates, in words (``0`` on a cluster of one data node
+            unless asked otherwise: a replica could never be assigned there).
     """
 
     index: str
@@ -162,16 +163,11 @@ def prepare(
     properties: dict[str, Any] = {name: dict(spec) for name, spec in config.fields.items()}
     meta: dict[str, Any] = {}
     if colbert is not None:
-        refuse_embeddings_in_place(cluster, index)
+        _refuse_before_fitting(cluster, index, colbert, properties)
         sample, stream = peek(stream, colbert.storage.sample_documents)
         embeddings, stored, meta = prepare_embeddings(
             cluster, index, colbert.encoder, colbert.storage, sample, config.bulk.progress
         )
-        if clash := sorted(set(stored) & set(properties)):
-            raise ValueError(
-                f"Kept fields {clash} have the name of the ColBERT field: rename them in the "
-                "input, or store the embeddings in another field (ColbertStorage.field)."
-            )
         properties.update(stored)
         encoders.append(embeddings)
     layout, state = prepare_index(
@@ -180,16 +176,60 @@ def prepare(
         index,
         config.mapping_type,
         shards=config.shards,
-        replicas=config.replicas,
+        replicas=_replicas(cluster, config),
         extra_properties=properties,
         extra_meta=meta,
         template=config.template,
     )
+    if state == "exists":
+        _refuse_other_field_types(cluster, index, config.fields)
     checkpoint = config.bulk.checkpoint
     if checkpoint is None and config.checkpoint_dir is not None:
         checkpoint = config.checkpoint_dir / f"{index}-{index_uuid(cluster, index)}.tsv"
     copies = replicas(cluster, index)
     return PreparedIndex(index, state, layout, embeddings, checkpoint, copies), encoders, stream
+
+
+def _refuse_before_fitting(
+    cluster: Cluster, index: str, colbert: ColbertIndexing, properties: Mapping[str, Any]
+) -> None:
+    """What would make the index refuse the run, checked before a codebook is stored."""
+    if colbert.storage.field in properties:
+        raise ValueError(
+            f"Kept field {colbert.storage.field!r} has the name of the ColBERT field: rename it "
+            "in the input, or store the embeddings in another field (ColbertStorage.field)."
+        )
+    refuse_embeddings_in_place(cluster, index)
+
+
+def _replicas(cluster: Cluster, config: BuildConfig) -> int | None:
+    """``config.replicas``; else 0 on a cluster of one data node, where a replica could never
+    be assigned (the index would stay yellow), unless the template sets replicas; else
+    ``None`` (the template's, or the cluster's default and its index templates)."""
+    if config.replicas is not None:
+        return config.replicas
+    settings = (config.template or {}).get("settings", {})
+    flat = {**settings, **settings.get("index", {})}
+    if any(k.endswith(("number_of_replicas", "auto_expand_replicas")) for k in flat):
+        return None
+    nodes = cluster.request("GET", "/_cluster/health")["number_of_data_nodes"]
+    return 0 if nodes == 1 else None
+
+
+def _refuse_other_field_types(
+    cluster: Cluster, index: str, fields: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Refuse typed kept fields that the existing index maps as another type."""
+    mapped = field_types(cluster, index, list(fields))
+    wrong = {n: mapped[n] for n in fields if n in mapped and mapped[n] != fields[n].get("type")}
+    if wrong:
+        shown = ", ".join(
+            f"{n} as {kind}, not {fields[n].get('type')}" for n, kind in wrong.items()
+        )
+        raise IndexMismatchError(
+            f"Index {index!r} already maps {shown}: build a new index with the types "
+            "(--keep-field name:type) and move an alias to it (--alias)."
+        )
 
 
 def refuse_embeddings_in_place(cluster: Cluster, index: str) -> None:
@@ -224,7 +264,7 @@ def build_index(
     Args:
         cluster: where to write.
         documents: validated documents and rejected inputs (e.g. from
-            :func:`~splade_es.data.corpus.read_corpus`), streamed.
+            :func:`~splade_es.data.readers.read_corpus`), streamed.
         splade: the SPLADE encoder (its ``_meta`` is recorded in the index).
         config: index, mapping, bulk settings, alias.
         colbert: also store ColBERT token embeddings (``None``: SPLADE only).

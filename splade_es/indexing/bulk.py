@@ -108,14 +108,16 @@ def index_documents(
         config.checkpoint,
     )
     producer.start()
+    interrupted = False
     try:
         stopped = _write(producer, writer, config.progress, total)
     except KeyboardInterrupt:
-        report = _report(config, producer, writer, time.perf_counter() - started)
-        raise BulkInterrupted(report) from None
+        interrupted = True
     finally:
         producer.stop()
         writer.close()
+    if interrupted:  # counted once the encoder thread has stopped
+        raise BulkInterrupted(_report(config, producer, writer, time.perf_counter() - started))
     if config.refresh and stopped is None:
         cluster.request("POST", f"/{config.index}/_refresh")
     report = _report(config, producer, writer, time.perf_counter() - started)

@@ -17,6 +17,15 @@ from splade_es.cluster.companion import load_fit
 from splade_es.cluster.connection import Cluster
 
 
+def missing_embeddings(index: str) -> str:
+    """What to do when ``index`` stores no ColBERT embeddings (they cannot be added in place)."""
+    return (
+        f"Index {index!r} stores no ColBERT embeddings (_meta.{META_KEY}), and they cannot be "
+        f"added in place: index the corpus into a new index with them (splade-es index "
+        f"<corpus> --index {index}-colbert --colbert --alias <alias>) and use that one."
+    )
+
+
 def open_reranker(
     cluster: Cluster,
     index: str,
@@ -40,10 +49,7 @@ def open_reranker(
     info = require_index(cluster, index)
     meta = info.all_meta.get(META_KEY)
     if not meta:
-        raise ValueError(
-            f"Index {index!r} has no stored ColBERT embeddings (_meta.{META_KEY}): index it with "
-            "'splade-es index --colbert'."
-        )
+        raise ValueError(missing_embeddings(index))
     problems = check_encoder(meta, encoder)
     if problems and not allow_model_mismatch:
         raise ValueError(
