@@ -99,14 +99,7 @@ def index_documents(
     """
     writer = Writer(cluster, config, sleep)
     started = time.perf_counter()
-    producer = Producer(
-        documents,
-        encoders,
-        config.index,
-        config.encode_batch,
-        config.queue_batches,
-        config.checkpoint,
-    )
+    producer = _producer(documents, encoders, config)
     producer.start()
     interrupted = False
     try:
@@ -126,6 +119,21 @@ def index_documents(
     if report.failures and config.raise_on_failure:
         raise BulkFailedError(report, config.dead_letter)
     return report
+
+
+def _producer(
+    documents: Iterable[Document | Rejected],
+    encoders: Sequence[DocumentEncoder],
+    config: BulkConfig,
+) -> Producer:
+    return Producer(
+        documents,
+        encoders,
+        config.index,
+        config.encode_batch,
+        config.queue_batches,
+        config.checkpoint,
+    )
 
 
 def _write(
