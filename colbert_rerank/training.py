@@ -37,6 +37,7 @@ from colbert_rerank.training_support import (
     LOG_FILE,
     Schedule,
     as_dataset,
+    dev_metrics,
     example_rows,
     log_callback,
     run_trainer,
@@ -246,11 +247,7 @@ def dev_evaluator(
         relevant_docs={q: set(d) for q, d in relevant.items()},
         name="dev",
         write_csv=False,
-        mrr_at_k=[10],
-        ndcg_at_k=[10],
-        accuracy_at_k=[1],
-        precision_recall_at_k=[10, 100],
-        map_at_k=[10],
+        **dev_metrics(),
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "Precision",
     "Schedule",
     "as_dataset",
+    "dev_metrics",
     "example_rows",
     "latest_checkpoint",
     "log_callback",
@@ -215,3 +216,15 @@ def example_rows(
             row["label"] = [float(m) for m in margins[position]]
         rows.append(row)
     return rows
+
+
+def dev_metrics() -> dict[str, Any]:
+    """The cut-offs both trainers' dev evaluators report (keyword arguments of
+    sentence-transformers' IR evaluators): MRR/nDCG/MAP@10, accuracy@1, P/R@10 and @100."""
+    return {
+        "mrr_at_k": [10],
+        "ndcg_at_k": [10],
+        "accuracy_at_k": [1],
+        "precision_recall_at_k": [10, 100],
+        "map_at_k": [10],
+    }

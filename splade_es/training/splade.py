@@ -31,6 +31,7 @@ from colbert_rerank.training_support import (
     LOG_FILE,
     Schedule,
     as_dataset,
+    dev_metrics,
     example_rows,
     log_callback,
     run_trainer,
@@ -164,11 +165,7 @@ def dev_evaluator(dev: Judgements, corpus: Mapping[str, str], batch_size: int) -
         name="dev",
         batch_size=batch_size,
         write_csv=False,
-        mrr_at_k=[10],
-        ndcg_at_k=[10],
-        accuracy_at_k=[1],
-        precision_recall_at_k=[10, 100],
-        map_at_k=[10],
+        **dev_metrics(),
     )
 
 
