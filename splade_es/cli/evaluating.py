@@ -31,8 +31,17 @@ from splade_es.indexing.colbert_fields import ColbertStorage
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--check-exact", is_flag=True, help="Add parity with the exact in-memory ranking.")
 @click.option("--max-queries", type=POSITIVE_INT, help="Evaluate the first N judged queries only.")
-@click.option("--max-docs", type=POSITIVE_INT, help="Index judged documents plus others up to N.")
-@click.option("--index", help="Index name (default: derived from dataset, subset and model).")
+@click.option(
+    "--max-docs",
+    type=POSITIVE_INT,
+    help="Index the judged documents plus others up to N (scores come out higher than over "
+    "the full corpus; the report says so).",
+)
+@click.option(
+    "--index",
+    help="Index name (default: derived from dataset, model and, with --max-docs, the queries "
+    "the corpus was cut for).",
+)
 @click.option(
     "--mapping-type",
     type=click.Choice(["auto", "rank_features", "sparse_vector"]),

@@ -9,7 +9,6 @@ exact dot product.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,17 +17,17 @@ from typing import Any
 
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.progress import progress_bar
 from colbert_rerank.rerank import RerankConfig, Reranker
 from splade_es import __version__
 from splade_es.cluster.admin import resolve_mapping_type
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.names import check_index_name
-from splade_es.data.beir import load_qrels, load_queries
-from splade_es.data.corpus import Document, Limits, Rejected
-from splade_es.data.readers import read_beir
+from splade_es.data.corpus import Document
 from splade_es.encoding.encoder import SpladeEncoder
-from splade_es.evaluation.metrics import percentiles_ms, retrieval_metrics, subset_queries
+from splade_es.evaluation.metrics import percentiles_ms, retrieval_metrics, without_hits
 from splade_es.evaluation.parity import exact_parity
+from splade_es.evaluation.selection import default_index, id_sample, select
 from splade_es.indexing.build import BuildConfig, BuildResult, ColbertIndexing, build_index
 from splade_es.indexing.bulk import BulkConfig
 from splade_es.indexing.colbert_fields import ColbertStorage
@@ -104,15 +103,21 @@ def evaluate(
     """
     if config.reranks and colbert is None:
         raise ValueError("The +colbert stages need a ColBERT encoder (--colbert-model).")
-    queries, qrels = _judged_queries(config)
-    documents = _select_documents(config, qrels)
+    chosen = select(config.dataset, config.split, config.max_queries, config.max_docs)
     mapping_type = resolve_mapping_type(cluster, config.mapping_type)  # type: ignore[arg-type]
-    index = config.index or _default_index(
-        config, mapping_type, _model_tag(encoder, colbert, config)
+    index = config.index or default_index(
+        config.dataset,
+        mapping_type,
+        _model_tag(encoder, colbert, config),
+        config.max_docs,
+        chosen.queries,
     )
-    built = _build(cluster, encoder, config, colbert if config.reranks else None, index, documents)
+    built = _build(
+        cluster, encoder, config, colbert if config.reranks else None, index, chosen.documents
+    )
     searcher = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[]))
     result = _header(cluster, encoder, config, built, mapping_type)
+    result["data"] = chosen.facts(config.max_queries)
     # Counted on what the index stores, so a reused index reports it too.
     result["indexing"]["avg_terms_per_doc"] = round(searcher.average_stored_terms(), 1)
     reranker, embedded = _reranking(cluster, encoder, colbert, config, index, result)
@@ -122,25 +127,22 @@ def evaluate(
         reranks = stage.endswith("+colbert") and reranker is not None
         first = (embedded or searcher) if reranks else searcher
         search = _stage_search(stage, first, reranker, config, timings)
-        run, latencies = _run_stage(stage, search, queries, config.progress)
-        runs[stage] = run
-        result["stages"][stage] = {
-            **retrieval_metrics(qrels, run),
-            **percentiles_ms(latencies),
-            "num_queries": len(run),
-            **_summarise(timings),
-        }
+        stage_run = _run_stage(stage, search, chosen.queries, config.progress)
+        runs[stage] = stage_run.run
+        result["stages"][stage] = _stage_report(stage, stage_run, chosen.qrels, timings)
     if config.check_exact:
         engine_run = (
             runs.get("splade")
             or _run_stage(
                 "splade",
                 _stage_search("splade", searcher, None, config, {}),
-                queries,
+                chosen.queries,
                 config.progress,
-            )[0]
+            ).run
         )
-        result["parity"] = exact_parity(encoder, documents, queries, qrels, engine_run)
+        result["parity"] = exact_parity(
+            encoder, chosen.documents, chosen.queries, chosen.qrels, engine_run
+        )
     return result
 
 
@@ -161,23 +163,6 @@ def _reranking(
     result["colbert_model"] = colbert.config.model
     result["colbert_codec"] = config.storage.codec
     return open_reranker(cluster, index, colbert, RerankConfig(field=field)), embedded
-
-
-def _judged_queries(config: EvalConfig) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """The judged queries (those with a positive judgement, at most ``max_queries``) and
-    their judgements."""
-    qrels_all = load_qrels(config.dataset, config.split)
-    query_ids = subset_queries(
-        {q: d for q, d in qrels_all.items() if any(v > 0 for v in d.values())}, config.max_queries
-    )
-    queries = load_queries(config.dataset, set(query_ids))
-    missing = [q for q in query_ids if q not in queries]
-    if missing:
-        raise ValueError(
-            f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[:3]}): "
-            "the qrels and queries files do not belong together."
-        )
-    return queries, {q: qrels_all[q] for q in query_ids}
 
 
 def _model_tag(encoder: SpladeEncoder, colbert: ColbertEncoder | None, config: EvalConfig) -> str:
@@ -282,49 +267,74 @@ def _summarise(extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _default_index(config: EvalConfig, mapping_type: str, tag: str) -> str:
-    name = re.sub(r"[^a-z0-9]+", "-", config.dataset.name.lower()).strip("-") or "corpus"
-    subset = f"-{config.max_docs}docs" if config.max_docs else ""
-    return f"eval-{name}{subset}-{mapping_type.replace('_', '-')}-{tag}"
+@dataclass(frozen=True)
+class StageRun:
+    """One stage over the queries.
 
+    Attributes:
+        run: ``{query id: {document id: score}}`` for every query (empty when it failed).
+        latencies_ms: per answered query, client side.
+        failed: ``{query id: reason}`` for the queries whose search raised ``ValueError``.
+    """
 
-def _select_documents(config: EvalConfig, qrels: Mapping[str, Mapping[str, int]]) -> list[Document]:
-    """The corpus (or the judged documents plus others up to ``max_docs``), validated."""
-    judged = {d for q in qrels.values() for d in q}
-    chosen: list[Document] = []
-    others: list[Document] = []
-    rejected: list[Rejected] = []
-    for item in read_beir(config.dataset, Limits()):
-        if isinstance(item, Rejected):
-            rejected.append(item)
-        elif config.max_docs is None or item.id in judged:
-            chosen.append(item)
-        elif len(others) < config.max_docs:
-            others.append(item)
-    if rejected:
-        logger.warning(
-            "%d corpus records are invalid and left out, e.g. %s: %s",
-            len(rejected),
-            rejected[0].id,
-            rejected[0].reason,
-        )
-    if config.max_docs is not None:
-        chosen.extend(others[: max(config.max_docs - len(chosen), 0)])
-    if not chosen:
-        raise ValueError(f"{config.dataset}/corpus.jsonl has no valid document.")
-    return chosen
+    run: dict[str, dict[str, float]]
+    latencies_ms: list[float]
+    failed: dict[str, str]
 
 
 def _run_stage(
     name: str, search: Callable[[str], list[Hit]], queries: Mapping[str, str], progress: bool
-) -> tuple[dict[str, dict[str, float]], list[float]]:
-    from tqdm.auto import tqdm
-
-    run: dict[str, dict[str, float]] = {}
-    latencies: list[float] = []
-    for query_id, text in tqdm(queries.items(), desc=name, unit="q", disable=not progress):
+) -> StageRun:
+    """Every query through ``search``. A query refused on its own (``ValueError``: empty text,
+    no terms after pruning, over maxClauseCount) is logged and scores 0; when every query is
+    refused the stage itself is wrong and the first error is raised."""
+    result = StageRun({}, [], {})
+    first: ValueError | None = None
+    for query_id, text in progress_bar(
+        queries.items(), total=len(queries), desc=name, unit="q", enabled=progress
+    ):
         started = time.perf_counter()
-        hits = search(text)
-        latencies.append((time.perf_counter() - started) * 1000)
-        run[query_id] = {hit.id: hit.score for hit in hits}
-    return run, latencies
+        try:
+            hits = search(text)
+        except ValueError as error:
+            first = first or error
+            result.failed[query_id] = str(error)
+            result.run[query_id] = {}
+            continue
+        result.latencies_ms.append((time.perf_counter() - started) * 1000)
+        result.run[query_id] = {hit.id: hit.score for hit in hits}
+    if first is not None and len(result.failed) == len(queries):
+        raise ValueError(f"Every query of stage {name} failed: {first}") from first
+    if result.failed:
+        logger.warning(
+            "%s: %d of %d queries failed and score 0: %s",
+            name,
+            len(result.failed),
+            len(queries),
+            id_sample([f"{q} ({reason})" for q, reason in result.failed.items()], limit=5),
+        )
+    return result
+
+
+def _stage_report(
+    name: str, stage_run: StageRun, qrels: Mapping[str, Mapping[str, int]], timings: dict[str, Any]
+) -> dict[str, Any]:
+    """A stage's report entry: metrics (a judged query without hits scores 0), latency, and
+    how many queries found nothing (failed ones included)."""
+    missing = without_hits(qrels, stage_run.run)
+    if missing:
+        logger.warning(
+            "%s: %d of %d judged queries have no hits and score 0: %s",
+            name,
+            len(missing),
+            len(qrels),
+            id_sample(missing),
+        )
+    return {
+        **retrieval_metrics(qrels, stage_run.run),
+        **percentiles_ms(stage_run.latencies_ms),
+        "num_queries": len(qrels),
+        "queries_without_hits": len(missing),
+        "queries_failed": len(stage_run.failed),
+        **_summarise(timings),
+    }

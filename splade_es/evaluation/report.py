@@ -11,7 +11,7 @@ METRICS = ("ndcg@10", "recall@100", "mrr@10", "latency_ms_p50", "latency_ms_p95"
 
 
 def markdown(report: Mapping[str, Any]) -> str:
-    """The report as a Markdown page (stage table, parity, index facts)."""
+    """The report as a Markdown page (what was evaluated, stage table, parity, index facts)."""
     lines = [
         f"# {report['dataset']} ({report['split']}): {report['engine']} "
         f"{report['engine_version']}, {report['mapping_type']}",
@@ -19,23 +19,55 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"Model `{report['model']}`; index `{report['index']}` with {report['index_docs']} "
         f"documents, {report['index_size_bytes'] / 1e6:.1f} MB.",
         "",
+        *_data_lines(report.get("data")),
         "| stage | " + " | ".join(METRICS) + " |",
         "|---|" + "---|" * len(METRICS),
     ]
     for stage, values in report["stages"].items():
         cells = [_cell(values.get(metric)) for metric in METRICS]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    lines += _stage_notes(report["stages"])
     parity = report.get("parity")
     if parity:
         lines += [
             "",
-            "Parity with the exact in-memory ranking (same model):",
+            "Parity with the exact in-memory ranking (same model); `identical` compares the "
+            "top 10 as sets, `same_order` in order (only exact ties may swap):",
             "",
             "| | value |",
             "|---|---|",
         ]
         lines += [f"| {key} | {_cell(value)} |" for key, value in parity.items()]
     return "\n".join(lines) + "\n"
+
+
+def _data_lines(data: Mapping[str, Any] | None) -> list[str]:
+    """What was evaluated and what was left out, as paragraphs (none for an older report)."""
+    if not data:
+        return []
+    subset = (
+        f" (the first {data['max_queries']} by --max-queries)" if data.get("max_queries") else ""
+    )
+    lines = [
+        f"{data['queries_evaluated']} judged queries evaluated{subset}; "
+        f"{data['queries_without_positive']} judged queries without a positive judgement "
+        f"left out; {data['corpus_records_dropped']} corpus records dropped by validation.",
+        "",
+    ]
+    if data.get("scores_inflated_by_sample"):
+        lines += [f"**Scores are inflated:** {data['corpus_note']}", ""]
+    return lines
+
+
+def _stage_notes(stages: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A sentence per stage whose judged queries found nothing (they score 0)."""
+    notes = [
+        f"- {stage}: {values['queries_without_hits']} of {values['num_queries']} judged "
+        f"queries returned no hits ({values.get('queries_failed', 0)} failed) and score 0."
+        for stage, values in stages.items()
+        if values.get("queries_without_hits")
+    ]
+    return ["", *notes] if notes else []
 
 
 def plot(report: Mapping[str, Any], path: Path) -> None:
