@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from splade_es.cli.options import PORT, cache_dir_option, state_file
+from splade_es.cli.options import PORT, cache_dir_option, launch_messages, state_file
 from splade_es.engines import ENGINES, NodeConfig, node_status, start_node, stop_node
 
 
@@ -68,7 +68,8 @@ def start(
         run_as=run_as,
         secure=secure,
     )
-    info = start_node(config, os.environ)
+    with launch_messages():
+        info = start_node(config, os.environ)
     click.echo(
         f"{info.engine} {info.version} running (pid {info.pid}, Java {info.java_feature}, "
         f"up in {info.start_seconds:.1f}s, log {info.log_file})"

@@ -11,8 +11,11 @@ it if it is not running.
 from __future__ import annotations
 
 import functools
+import logging
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -179,12 +182,36 @@ def open_cluster(options: ClusterOptions) -> Cluster:
     return connect(config)
 
 
+@contextmanager
+def launch_messages() -> Iterator[None]:
+    """Within the block, the local-node launcher's progress (download, unpacking, start,
+    ready) is written to stderr as plain lines, whatever the log level.
+
+    The launcher logs these steps at INFO under ``splade_es.engines``; a first start
+    downloads an engine and takes minutes, which must not pass in silence.
+    """
+    engines = logging.getLogger("splade_es.engines")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = engines.level, engines.propagate
+    engines.setLevel(min(logging.INFO, engines.getEffectiveLevel()))
+    engines.propagate = False  # with -v, the root handler would print each line again
+    engines.addHandler(handler)
+    try:
+        yield
+    finally:
+        engines.removeHandler(handler)
+        engines.setLevel(saved[0])
+        engines.propagate = saved[1]
+
+
 def _local_cluster(engine: Engine, cache_dir: Path) -> Cluster:
     """The local node of ``engine``, started unless it runs; says which, and how to stop it."""
     state = state_file(cache_dir, engine)
     before, health = node_status(state)
     config = NodeConfig(engine=engine, state_file=state, cache_dir=cache_dir)
-    info = start_node(config, os.environ)
+    with launch_messages():
+        info = start_node(config, os.environ)
     implied = (default_cache_dir(), Path(os.environ.get("SPLADE_ES_CACHE_DIR", "")))
     where = "" if cache_dir in implied else f" --cache-dir {cache_dir}"
     stop = f"stop it with 'splade-es node stop --engine {engine}{where}'"

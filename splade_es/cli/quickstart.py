@@ -19,6 +19,7 @@ from colbert_rerank.encoder import ColbertConfig
 from colbert_rerank.rerank import Reranker
 from splade_es.cli.colbert import build_colbert
 from splade_es.cli.models import build_encoder
+from splade_es.cli.options import launch_messages
 from splade_es.cli.options import POSITIVE_INT, ClusterOptions, cluster_options, open_cluster
 from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import from_records
@@ -67,7 +68,8 @@ def quickstart(
 ) -> None:
     """Index the Python docs with the shipped models and show search + rerank, explained."""
     started = time.perf_counter()
-    connection = open_cluster(cluster)
+    with launch_messages():  # a first run downloads and starts a node: say so
+        connection = open_cluster(cluster)
     try:
         searcher, reranker = _prepare(connection, index_name, max_docs, not no_progress)
         results = [_run(searcher, reranker, query, k) for query in (queries or QUERIES)]

@@ -19,13 +19,14 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from splade_es.engines import maven
-from splade_es.engines.spec import EngineSpec, plugin_descriptor
+from splade_es.engines.spec import EngineSpec, MavenArtifact, plugin_descriptor
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def install(spec: EngineSpec, cache_dir: Path) -> Path:
     """Fetch (if needed), verify, unpack and assemble ``spec``; return the node home.
 
     Safe to call from several processes at once: one installs, the others wait and reuse it.
+    Each step is logged at INFO (the download's progress too), as a first run takes minutes.
     """
     home = installed_home(spec, cache_dir)
     if home is not None:
@@ -72,39 +74,60 @@ def install(spec: EngineSpec, cache_dir: Path) -> Path:
         home = installed_home(spec, cache_dir)
         if home is not None:
             return home
+        started = time.monotonic()
+        logger.info(
+            "%s %s is not in %s yet: fetching and unpacking it (once)",
+            spec.engine,
+            spec.version,
+            cache_dir / "dist",
+        )
         files = maven.fetch(spec.artifacts, cache_dir / "maven")
         target = cache_dir / "dist" / spec.key
         staging = Path(tempfile.mkdtemp(prefix=f".{spec.key}-", dir=target.parent))
         try:
-            root = _unzip_single_root(files[spec.distribution], staging)
-            for module in spec.modules:
-                folder = root / "modules" / module.name
-                folder.mkdir(parents=True, exist_ok=True)
-                for jar in module.jars:
-                    shutil.copy2(files[jar], folder / jar.file_name)
-                (folder / "plugin-descriptor.properties").write_text(
-                    plugin_descriptor(spec, module)
-                )
-                if module.security_policy:
-                    (folder / "plugin-security.policy").write_text(module.security_policy)
-            for plugin in spec.plugins:
-                _unzip_plugin(files[plugin], root / "plugins" / plugin.artifact)
-            launcher = root / "bin" / spec.launcher
-            if not launcher.is_file():
-                raise InstallError(
-                    f"{files[spec.distribution]} has no bin/{spec.launcher}: it is not an "
-                    f"{spec.engine} distribution. Delete {cache_dir / 'maven'} and retry."
-                )
-            (root / COMPLETE_MARKER).write_text(
-                json.dumps({"artifacts": [a.coordinates for a in spec.artifacts]})
-            )
+            root = _assemble(spec, files, staging)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(root, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        logger.info("Installed %s %s into %s", spec.engine, spec.version, target)
+        logger.info(
+            "installed %s %s into %s in %.0f s",
+            spec.engine,
+            spec.version,
+            target,
+            time.monotonic() - started,
+        )
         return target
+
+
+def _assemble(spec: EngineSpec, files: dict[MavenArtifact, Path], staging: Path) -> Path:
+    """Unpack the distribution into ``staging``, add the modules and plugins, and mark it
+    complete; return its top folder."""
+    archive = files[spec.distribution]
+    size = archive.stat().st_size
+    logger.info("unpacking %s (%.1f MB) ...", archive.name, size / 1e6)
+    root = _unzip_single_root(archive, staging)
+    for module in spec.modules:
+        folder = root / "modules" / module.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for jar in module.jars:
+            shutil.copy2(files[jar], folder / jar.file_name)
+        (folder / "plugin-descriptor.properties").write_text(plugin_descriptor(spec, module))
+        if module.security_policy:
+            (folder / "plugin-security.policy").write_text(module.security_policy)
+    for plugin in spec.plugins:
+        _unzip_plugin(files[plugin], root / "plugins" / plugin.artifact)
+    launcher = root / "bin" / spec.launcher
+    if not launcher.is_file():
+        raise InstallError(
+            f"{archive} has no bin/{spec.launcher}: it is not an {spec.engine} distribution. "
+            f"Delete {archive.parent} and retry."
+        )
+    (root / COMPLETE_MARKER).write_text(
+        json.dumps({"artifacts": [a.coordinates for a in spec.artifacts]})
+    )
+    return root
 
 
 def _unzip_single_root(archive: Path, into: Path) -> Path:

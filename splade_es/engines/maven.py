@@ -2,20 +2,26 @@
 
 ``mvn`` is used rather than a hand-written HTTP client so that the machine's Maven settings
 (mirrors, proxies, credentials) decide where artifacts come from. Every file is checked
-against the checksum file the repository publishes next to it before it is used.
+against the checksum file the repository publishes next to it before it is used. mvn's
+transfer output is read as it comes and logged as progress (:mod:`~.transfers`).
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
+import os
+import selectors
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import IO
 from xml.sax.saxutils import escape
 
 from splade_es.engines.spec import MavenArtifact
+from splade_es.engines.transfers import MvnConsole
 
 logger = logging.getLogger(__name__)
 
@@ -135,26 +141,66 @@ def _present(repo: Path, artifact: MavenArtifact) -> bool:
 def _run_mvn(artifacts: tuple[MavenArtifact, ...], repo: Path) -> None:
     mvn = find_mvn()
     repo.mkdir(parents=True, exist_ok=True)
-    names = ", ".join(a.coordinates for a in artifacts)
-    logger.info("Fetching with mvn into %s: %s", repo, names)
+    files = [a.file_name for a in artifacts]
+    more = f" and {len(files) - 1} more files" if len(files) > 1 else ""
+    logger.info("fetching %s%s with mvn into %s (once; later runs reuse it)", files[0], more, repo)
+    console = MvnConsole(artifacts, repo)
     with tempfile.TemporaryDirectory(prefix="splade-es-mvn-") as work:
         pom = Path(work) / "pom.xml"
         pom.write_text(pom_for(artifacts))
         command = [
             mvn,
-            "-B",
-            "-q",
+            # Not batch mode (-B) and not quiet (-q): mvn then prints its transfer progress.
+            "-Dstyle.color=never",
             f"-Dmaven.repo.local={repo}",
             "-f",
             str(pom),
             "dependency:resolve",
             "-DexcludeTransitive=true",
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        errors = [line for line in result.stdout.splitlines() if "ERROR" in line]
-        detail = "\n".join(errors[:5]) or result.stderr.strip()[-800:]
+        returncode = watch(command, console)
+    if returncode != 0:
+        errors = [line for line in console.lines if "ERROR" in line]
+        detail = "\n".join(errors[:5] or console.lines[-10:])
+        names = ", ".join(a.coordinates for a in artifacts)
         raise ArtifactError(
             f"mvn could not download {names}. Check that this machine reaches its Maven "
             f"repository (mvn settings, proxy) and that the version exists.\n{detail}"
         )
+
+
+def watch(command: list[str], console: MvnConsole, tick_s: float = 1.0) -> int:
+    """Run ``command``, feeding its output to ``console`` as it comes, and ticking it every
+    ``tick_s`` seconds while it is silent; return its exit code (it is killed if this is
+    interrupted)."""
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        if process.stdout is not None:  # always, with stdout=PIPE
+            _pump(process.stdout, console, tick_s)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        if process.stdout is not None:
+            process.stdout.close()
+    return process.wait()
+
+
+def _pump(stream: IO[bytes], console: MvnConsole, tick_s: float) -> None:
+    """Hand everything ``stream`` yields to ``console`` until it ends."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while True:
+            if not selector.select(timeout=tick_s):
+                console.tick()
+                continue
+            chunk = os.read(stream.fileno(), 1 << 16)
+            if not chunk:
+                break
+            console.feed(decoder.decode(chunk))
+    console.feed(decoder.decode(b"", final=True))
+    console.close()

@@ -33,11 +33,16 @@ from splade_es.engines.spec import (
     Engine,
     EngineSpec,
     engine_spec,
+    localise_jvm_options,
+    node_environment,
     node_settings,
     secured_opensearch_spec,
 )
 
 logger = logging.getLogger(__name__)
+
+WAITING_NOTICE_S = 10.0
+"""While a node starts, a "still starting" message is logged this often (seconds)."""
 
 
 class NodeError(RuntimeError):
@@ -125,23 +130,6 @@ def free_ports(count: int) -> list[int]:
             sock.bind(("127.0.0.1", 0))
             ports.append(int(sock.getsockname()[1]))
         return ports
-
-
-def localise_jvm_options(text: str, *, logs: Path, data: Path) -> str:
-    """Point the relative ``logs/`` and ``data`` paths of a stock ``jvm.options`` at ours.
-
-    The stock file writes GC logs, error files and heap dumps relative to the engine home,
-    which is shared and read-only here.
-    """
-    out = []
-    for line in text.splitlines():
-        if not line.lstrip().startswith("#"):
-            line = line.replace("=logs/", f"={logs}/").replace("file=logs/", f"file={logs}/")
-            line = line.replace(":logs/", f":{logs}/")
-            if line.endswith("HeapDumpPath=data"):
-                line = line[: -len("data")] + str(data)
-        out.append(line)
-    return "\n".join(out) + "\n"
 
 
 def health(
@@ -246,8 +234,16 @@ def _launch(
             logs=str(work / "logs"),
         ),
     ]
-    env = _node_environment(spec, environ, java_home, conf, work / "tmp", config.heap)
+    env = node_environment(spec, environ, java_home, conf, work / "tmp", config.heap)
     log_file = work / "console.log"
+    logger.info(
+        "starting %s %s (Java %d, heap %s, log %s) ...",
+        spec.engine,
+        spec.version,
+        java_feature,
+        config.heap,
+        log_file,
+    )
     started = time.monotonic()
     process = spawn(command, cwd=work, env=env, log_file=log_file, user=user)
     info = NodeInfo(
@@ -290,28 +286,6 @@ def _prepare(
     return node_home, conf, access, user
 
 
-def _node_environment(
-    spec: EngineSpec,
-    environ: Mapping[str, str],
-    java_home: Path,
-    conf: Path,
-    tmp: Path,
-    heap: str,
-) -> dict[str, str]:
-    """The caller's environment without engine or JDK variables, plus the node's own."""
-    env = {k: v for k, v in environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
-    env.pop("JAVA_HOME", None)
-    env.update(
-        {
-            spec.java_home_env: str(java_home),
-            spec.conf_env: str(conf),
-            spec.tmp_env: str(tmp),
-            spec.java_opts_env: f"-Xms{heap} -Xmx{heap}",
-        }
-    )
-    return env
-
-
 def _await_health(
     config: NodeConfig, process: subprocess.Popen[bytes], info: NodeInfo, started: float
 ) -> NodeInfo:
@@ -323,7 +297,11 @@ def _await_health(
     """
     log_file = Path(info.log_file)
     deadline = started + config.startup_timeout_s
+    said = started
     while time.monotonic() < deadline:
+        if time.monotonic() - said >= WAITING_NOTICE_S:
+            said = time.monotonic()
+            logger.info("still starting %s, %.0f s so far ...", info.engine, said - started)
         if process.poll() is not None:
             raise NodeError(
                 f"{info.engine} {info.version} exited with code {process.returncode} while "
@@ -336,7 +314,13 @@ def _await_health(
             temporary = config.state_file.with_suffix(".tmp")
             temporary.write_text(info.to_json())
             os.replace(temporary, config.state_file)
-            logger.info("%s %s is up at %s", info.engine, info.version, info.url)
+            logger.info(
+                "%s %s ready at %s in %.0f s",
+                info.engine,
+                info.version,
+                info.url,
+                info.start_seconds,
+            )
             return info
         time.sleep(0.5)
     tail = log_tail(log_file)

@@ -1,11 +1,14 @@
-"""What a local search-engine node is made of: Maven artifacts, modules, JDK range, settings.
+"""What a local search-engine node is made of: Maven artifacts, modules, JDK range, settings,
+and the ``jvm.options`` and environment it is started with.
 
 Pure data and pure builders; nothing here touches the network, the disk or a process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 # The engine names belong to the connection; the launcher reuses them (never the reverse).
@@ -333,3 +336,43 @@ def _major(version: str, name: str) -> int:
     if not head.isdigit():
         raise ValueError(f"{name} version {version!r} is not of the form MAJOR.MINOR.PATCH.")
     return int(head)
+
+
+def localise_jvm_options(text: str, *, logs: Path, data: Path) -> str:
+    """Point the relative ``logs/`` and ``data`` paths of a stock ``jvm.options`` at ours.
+
+    The stock file writes GC logs, error files and heap dumps relative to the engine home,
+    which is shared and read-only here.
+    """
+    out = []
+    for line in text.splitlines():
+        if not line.lstrip().startswith("#"):
+            line = line.replace("=logs/", f"={logs}/").replace("file=logs/", f"file={logs}/")
+            line = line.replace(":logs/", f":{logs}/")
+            if line.endswith("HeapDumpPath=data"):
+                line = line[: -len("data")] + str(data)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def node_environment(
+    spec: EngineSpec,
+    environ: Mapping[str, str],
+    java_home: Path,
+    conf: Path,
+    tmp: Path,
+    heap: str,
+) -> dict[str, str]:
+    """The caller's environment without engine or JDK variables, plus the node's own: its JDK,
+    config folder, temp folder and heap (both ``-Xms`` and ``-Xmx``)."""
+    env = {k: v for k, v in environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
+    env.pop("JAVA_HOME", None)
+    env.update(
+        {
+            spec.java_home_env: str(java_home),
+            spec.conf_env: str(conf),
+            spec.tmp_env: str(tmp),
+            spec.java_opts_env: f"-Xms{heap} -Xmx{heap}",
+        }
+    )
+    return env

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from colbert_rerank.progress import ProgressBar, progress_bar
 from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import Document, Rejected
 from splade_es.indexing.queue import (
@@ -153,10 +154,11 @@ def _write(
     return None
 
 
-def _show(bar: Any, producer: Producer, writer: Writer) -> None:
+def _show(bar: ProgressBar[Any], producer: Producer, writer: Writer) -> None:
     """Move the bar to the documents read so far, with how many were encoded and how many
-    the cluster acknowledged (requests go out a chunk at a time, so that one lags). The bar
-    redraws at most every ``mininterval`` seconds, not once per document."""
+    the cluster acknowledged (requests go out a chunk at a time, so that one lags). On a
+    terminal the bar redraws a few times a second; in a file or pipe it writes a line every
+    few seconds, never once per document."""
     bar.set_postfix(
         encoded=producer.encoded,
         acknowledged=writer.indexed,
@@ -182,22 +184,5 @@ def _report(config: BulkConfig, producer: Producer, writer: Writer, seconds: flo
     )
 
 
-class _NoBar:
-    n = 0
-
-    def set_postfix(self, **_: Any) -> None: ...
-
-    def update(self, _: int) -> None: ...
-
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *_: object) -> None: ...
-
-
-def _progress(enabled: bool, total: int | None) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="doc", desc="indexing", dynamic_ncols=True)
+def _progress(enabled: bool, total: int | None) -> ProgressBar[Any]:
+    return progress_bar(total=total, desc="indexing", unit="doc", enabled=enabled)

@@ -20,6 +20,7 @@ from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.codebook import fit_codebook
 from colbert_rerank.codecs import Codec, CodecName
 from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.progress import progress_bar
 from colbert_rerank.projection import fit_projection
 from colbert_rerank.storage import META_KEY, EmbeddingFields, index_meta, mapping_properties
 from splade_es.cluster.companion import codebook_index_name, existing_fit, store_fit
@@ -133,12 +134,10 @@ def _sample_embeddings(
 ) -> np.ndarray:
     """The token embeddings of ``sample``, stacked ``[tokens, dim]``, encoded batch by batch
     under a bar that says what is happening."""
-    from tqdm.auto import tqdm
-
     step = encoder.config.batch_size
     parts: list[np.ndarray] = []
-    with tqdm(
-        total=len(sample), unit="doc", desc="fitting the ColBERT codebook", disable=not progress
+    with progress_bar(
+        total=len(sample), unit="doc", desc="fitting the ColBERT codebook", enabled=progress
     ) as bar:
         for start in range(0, len(sample), step):
             batch = sample[start : start + step]

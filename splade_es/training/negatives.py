@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm.auto import tqdm
-
 from colbert_rerank.checks import check_positive_ints
+from colbert_rerank.progress import progress_bar
 
 if TYPE_CHECKING:  # mining runs searches; loading a cache needs no client
     from splade_es.search.searcher import Hit, Searcher
@@ -84,9 +83,10 @@ def mine_negatives(
         "splade": searcher.search,
     }
     mined: dict[str, list[str]] = {}
-    for query_id in tqdm(
-        sorted(qrels), desc="mining negatives", unit="query", disable=not progress
-    ):
+    bar = progress_bar(
+        sorted(qrels), total=len(qrels), desc="mining negatives", unit="query", enabled=progress
+    )
+    for query_id in bar:
         text = queries[query_id]
         rankings = [[h.id for h in runners[s](text, config.rank_end)] for s in config.sources]
         positives = {d for d, relevance in qrels[query_id].items() if relevance > 0}

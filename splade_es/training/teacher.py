@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
 
+from colbert_rerank.progress import progress_bar
 from splade_es.training.data import TrainingExample
 
 TeacherKind = Literal["colbert", "cross-encoder"]
@@ -49,7 +49,10 @@ def teacher_margins(
         raise ValueError("Distillation needs examples with hard negatives: mine them first.")
     scorer = _colbert_scorer(config) if config.kind == "colbert" else _cross_encoder_scorer(config)
     margins = []
-    for example in tqdm(examples, desc="teacher scores", unit="example", disable=not progress):
+    bar = progress_bar(
+        examples, total=len(examples), desc="teacher scores", unit="example", enabled=progress
+    )
+    for example in bar:
         scores = scorer(example.query, [example.positive, *example.negatives])
         margins.append([scores[0] - s for s in scores[1:]])
     return margins
