@@ -266,6 +266,7 @@ def test_bulk_config_validation():
         BulkConfig(index="x", initial_backoff_s=5, max_backoff_s=1)
 
 
+@pytest.mark.es
 def test_a_checkpoint_line_cut_by_a_kill_is_ignored_and_not_glued_to(
     es_cluster, splade_encoder, index_names, tmp_path
 ):

@@ -28,7 +28,7 @@ from cli_runner import cli
 from corpus_fixture import write_jsonl
 from faults import Fault, inject, kill_node
 
-from conftest import cache_dir
+from conftest import MARKER, cache_dir
 from splade_es.cluster.admin import index_stats
 from splade_es.cluster.connection import ClusterConfig, ClusterError, connect
 from splade_es.data.corpus import FieldNames, Limits, from_records
@@ -252,6 +252,7 @@ def test_an_index_that_stays_read_only_stops_the_run_resumably(
     )
 
 
+@pytest.mark.es
 def test_cli_exit_status_when_the_index_stays_blocked(es_cluster, index_names, tmp_path):
     rows, good, bad = records(60)
     corpus = write_jsonl(tmp_path / "corpus.jsonl", rows[:20])
@@ -278,7 +279,9 @@ def test_cli_exit_status_when_the_index_stays_blocked(es_cluster, index_names, t
     assert index_stats(es_cluster, index)[0] == len(good)
 
 
-@pytest.fixture(params=KILL_ENGINES)
+@pytest.fixture(
+    params=[pytest.param(e, marks=getattr(pytest.mark, MARKER[e])) for e in KILL_ENGINES]
+)
 def own_node(request, tmp_path):
     """A node of its own that this test may kill."""
     state = tmp_path / "node" / "state.json"
@@ -346,6 +349,7 @@ def test_node_killed_and_restarted_mid_run(own_node, splade_encoder, tmp_path):
     cluster.close()
 
 
+@pytest.mark.es
 def test_indexer_sigkilled_mid_run_then_resumed(es_cluster, index_names, tmp_path):
     n = max(DOCS, 600)
     rows, good, bad = records(n)
@@ -396,6 +400,7 @@ def test_indexer_sigkilled_mid_run_then_resumed(es_cluster, index_names, tmp_pat
     )
 
 
+@pytest.mark.es
 def test_memory_stays_within_the_batch_window(es_cluster, splade_encoder, index_names, tmp_path):
     """The corpus is streamed: at no bulk call are more documents read than the window."""
     index = make_index(es_cluster, splade_encoder, index_names(es_cluster))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+import fusion_corpus
 import numpy as np
 import pytest
 from corpus_fixture import DOCS, QUERIES
 
+from colbert_rerank.fusion import Fusion, fuse
 from splade_es.cluster.admin import (
     IndexMismatchError,
     check_index_name,
@@ -15,7 +19,7 @@ from splade_es.cluster.admin import (
 )
 from splade_es.cluster.mapping import IndexLayout, index_body
 from splade_es.data.corpus import from_records
-from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder, resolve_model_path
 from splade_es.encoding.features import Pruning, SparseVector, lucene_stored
 from splade_es.indexing.bulk import BulkConfig, index_documents
 from splade_es.indexing.splade_fields import SpladeFields, prepare_index
@@ -40,10 +44,12 @@ def indexed(cluster, splade_encoder, index_names):
     return build(cluster, splade_encoder, index_names(cluster))
 
 
-def exact_ranking(encoder, query, records=DOCS):
-    """Scores at the engine's storage precision, computed in memory."""
+def exact_ranking(encoder, query, records=DOCS, document_encoder=None):
+    """Scores at the engine's storage precision, computed in memory: ``encoder``'s query
+    weights dotted with the weights ``document_encoder`` (default: the same) stored."""
     q = encoder.encode_queries([query]).vectors[0]
-    docs = encoder.encode_documents([f"{d['title']} {d['text']}" for d in records]).vectors
+    texts = [f"{d['title']} {d['text']}" for d in records]
+    docs = (document_encoder or encoder).encode_documents(texts).vectors
     scores = {}
     for record, vector in zip(records, docs, strict=True):
         stored = SparseVector(vector.ids, lucene_stored(vector.weights))
@@ -97,14 +103,52 @@ def test_bm25_hybrid_and_filters(cluster, splade_encoder, index_names):
     assert "med-1" not in {h.id for h in hits}
 
 
-def test_model_mismatch_is_refused_unless_allowed(cluster, splade_encoder, indexed):
-    other = SpladeEncoder(EncoderConfig(device="cpu", pooling="sum"))
+def test_fusion_changes_the_top_hit(cluster, splade_encoder, index_names):
+    index = build(cluster, splade_encoder, index_names(cluster), fusion_corpus.DOCS)
+    searcher = Searcher(cluster, splade_encoder, SearchConfig(index=index))
+    query, everything = fusion_corpus.QUERY, len(fusion_corpus.DOCS)
+    lexical = searcher.bm25(query, k=everything)
+    learned = searcher.search(query, k=everything)
+    # The case: each ranking has its own top hit, and one document is second in both.
+    assert [h.id for h in lexical][:2] == [fusion_corpus.BM25_TOP, fusion_corpus.RRF_TOP]
+    assert [h.id for h in learned][:2] == [fusion_corpus.SPLADE_TOP, fusion_corpus.RRF_TOP]
+    expected = fuse(
+        {h.id: h.score for h in lexical}, {h.id: h.score for h in learned}, Fusion("rrf")
+    )
+    rrf = searcher.hybrid(query, k=3)
+    assert rrf[0].id == fusion_corpus.RRF_TOP  # neither BM25's nor SPLADE's top hit
+    assert rrf[0].score == pytest.approx(2 / 62)
+    assert {h.id: h.score for h in rrf} == pytest.approx(
+        {i: expected[i] for i in sorted(expected, key=lambda i: -expected[i])[:3]}
+    )
+    weighted = searcher.hybrid(query, k=3, fusion=Fusion("weighted", weight=0.5))
+    assert weighted[0].id == fusion_corpus.BM25_TOP  # BM25's margin outweighs SPLADE's
+    leaning = searcher.hybrid(query, k=3, fusion=Fusion("weighted", weight=0.9))
+    assert leaning[0].id == fusion_corpus.SPLADE_TOP
+
+
+def test_model_mismatch_is_refused_unless_allowed(cluster, splade_encoder, indexed, caplog):
+    # The same weights loaded from their folder, pooled by sum: another model name and pooling.
+    path = str(resolve_model_path("splade-tiny"))
+    other = SpladeEncoder(EncoderConfig(model=path, device="cpu", pooling="sum"))
     with pytest.raises(
         ValueError, match=r"pooling: index has 'max', encoder has 'sum'.*--allow-model-mismatch"
     ):
         Searcher(cluster, other, SearchConfig(index=indexed))
-    searcher = Searcher(cluster, other, SearchConfig(index=indexed, allow_model_mismatch=True))
-    assert searcher.search("coffee", k=1)
+    with caplog.at_level(logging.WARNING, logger="splade_es.search.searcher"):
+        searcher = Searcher(cluster, other, SearchConfig(index=indexed, allow_model_mismatch=True))
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    message = warning.getMessage()
+    assert f"built with model 'splade-tiny', not the encoder's {path!r}" in message
+    assert "pooling: index has 'max', encoder has 'sum'" in message
+    assert "Search with the model that built the index" in message
+    # The search goes on with the other encoder's query weights against the stored weights.
+    query = "how is espresso coffee made"
+    hits = searcher.search(query, k=len(DOCS))
+    expected = exact_ranking(other, query, document_encoder=splade_encoder)
+    assert {h.id: h.score for h in hits} == pytest.approx(expected, rel=1e-4)
+    own = exact_ranking(splade_encoder, query)
+    assert expected != pytest.approx(own, rel=1e-2)  # sum pooling really changed the scores
 
 
 def test_bad_searches(cluster, splade_encoder, indexed, index_names):
