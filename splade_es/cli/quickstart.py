@@ -19,8 +19,13 @@ from colbert_rerank.encoder import ColbertConfig
 from colbert_rerank.rerank import Reranker
 from splade_es.cli.colbert import build_colbert
 from splade_es.cli.models import build_encoder
-from splade_es.cli.options import launch_messages
-from splade_es.cli.options import POSITIVE_INT, ClusterOptions, cluster_options, open_cluster
+from splade_es.cli.options import (
+    POSITIVE_INT,
+    ClusterOptions,
+    cluster_options,
+    launch_messages,
+    open_cluster,
+)
 from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import from_records
 from splade_es.data.stdlib_corpus import stdlib_corpus
