@@ -44,10 +44,12 @@ class ProgressBar(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         if self._iterable is None:
             raise TypeError("This progress bar wraps no iterable: call update(n) instead.")
-        for item in self._iterable:
-            yield item
-            self.update(1)
-        self.close()
+        try:
+            for item in self._iterable:
+                yield item
+                self.update(1)
+        finally:
+            self.close()
 
     def __enter__(self) -> ProgressBar[T]:
         return self

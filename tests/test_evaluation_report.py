@@ -24,7 +24,7 @@ from splade_es.evaluation.selection import (
     SAMPLE_NOTE,
     default_index,
     id_sample,
-    query_set_hash,
+    id_set_hash,
     select,
 )
 from splade_es.search.searcher import Hit
@@ -98,14 +98,12 @@ def test_a_cut_corpus_index_is_named_after_its_queries():
     again = default_index(dataset, "rank_features", "ab12cd34", 300, ["5", "3", "1"])
     other = default_index(dataset, "rank_features", "ab12cd34", 300, ["1", "3", "7"])
     assert first == again != other
-    assert (
-        first == f"eval-scifact-300docs-q{query_set_hash(['1', '3', '5'])}-rank-features-ab12cd34"
-    )
+    assert first == f"eval-scifact-300docs-d{id_set_hash(['1', '3', '5'])}-rank-features-ab12cd34"
     assert check_index_name(first) == first
     full = default_index(dataset, "sparse_vector", "ab12cd34", None, ["1"])
     assert full == default_index(dataset, "sparse_vector", "ab12cd34", None, ["2", "3"])
     assert full == "eval-scifact-sparse-vector-ab12cd34"  # the full corpus serves any subset
-    assert len(query_set_hash(["1"])) == 8 and query_set_hash(["1"]) != query_set_hash(["2"])
+    assert len(id_set_hash(["1"])) == 8 and id_set_hash(["1"]) != id_set_hash(["2"])
 
 
 def test_id_sample_truncates_with_a_count():

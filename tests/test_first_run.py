@@ -259,3 +259,33 @@ def test_the_cli_handler_is_removed_after_the_block():
     with launch_messages():
         assert engines.propagate is False and engines.getEffectiveLevel() <= logging.INFO
     assert (list(engines.handlers), engines.level, engines.propagate) == before
+
+
+def test_batch_mode_lines_and_a_growing_tmp_file_are_read(caplog, tmp_path):
+    # Maven 3.9 in batch mode (CI=true, -B in MAVEN_ARGS): "[INFO] " before each transfer line,
+    # no progress lines, and the download lands in <file>.<random>.tmp.
+    caplog.set_level(logging.INFO, logger="splade_es.engines.transfers")
+    clock = Clock()
+    console = MvnConsole([ENGINE_ZIP], tmp_path, clock=clock)
+    console.feed(f"[INFO] Downloading from central: {URL}\n")
+    partial = tmp_path / "org/example/engine/1.0/engine-1.0.zip.4213998790.tmp"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\0" * 2_000_000)
+    clock.now = 6
+    console.tick()
+    console.feed(f"[INFO] Downloaded from central: {URL} (132 MB at 10 MB/s)\n")
+    assert _messages(caplog) == [
+        "downloading engine-1.0.zip from central ...",
+        "downloading engine-1.0.zip: 2.0 MB so far, 6 s",
+        "downloaded engine-1.0.zip (132 MB at 10 MB/s)",
+    ]
+
+
+def test_nested_launch_blocks_print_each_line_once(capsys):
+    from splade_es.cli.options import launch_messages
+
+    engines = logging.getLogger("splade_es.engines")
+    with launch_messages(), launch_messages():
+        engines.info("starting engine 1.0 ...")
+        engines.warning("slow disk")
+    assert capsys.readouterr().err == "starting engine 1.0 ...\nWARNING: slow disk\n"

@@ -191,8 +191,10 @@ def launch_messages() -> Iterator[None]:
     downloads an engine and takes minutes, which must not pass in silence.
     """
     engines = logging.getLogger("splade_es.engines")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    if any(isinstance(h, _LaunchHandler) for h in engines.handlers):
+        yield  # already on in an outer block: one line per message, not two
+        return
+    handler = _LaunchHandler(sys.stderr)
     saved = engines.level, engines.propagate
     engines.setLevel(min(logging.INFO, engines.getEffectiveLevel()))
     engines.propagate = False  # with -v, the root handler would print each line again
@@ -203,6 +205,14 @@ def launch_messages() -> Iterator[None]:
         engines.removeHandler(handler)
         engines.setLevel(saved[0])
         engines.propagate = saved[1]
+
+
+class _LaunchHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The launcher's lines as plain text; warnings and errors keep their level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return f"{record.levelname}: {text}" if record.levelno >= logging.WARNING else text
 
 
 def _local_cluster(engine: Engine, cache_dir: Path) -> Cluster:

@@ -23,7 +23,6 @@ from splade_es.cli.options import (
     POSITIVE_INT,
     ClusterOptions,
     cluster_options,
-    launch_messages,
     open_cluster,
 )
 from splade_es.cluster.connection import Cluster
@@ -73,8 +72,7 @@ def quickstart(
 ) -> None:
     """Index the Python docs with the shipped models and show search + rerank, explained."""
     started = time.perf_counter()
-    with launch_messages():  # a first run downloads and starts a node: say so
-        connection = open_cluster(cluster)
+    connection = open_cluster(cluster)  # a node it starts says what it does (launch_messages)
     try:
         searcher, reranker = _prepare(connection, index_name, max_docs, not no_progress)
         results = [_run(searcher, reranker, query, k) for query in (queries or QUERIES)]

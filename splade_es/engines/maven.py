@@ -161,7 +161,10 @@ def _run_mvn(artifacts: tuple[MavenArtifact, ...], repo: Path) -> None:
         returncode = watch(command, console)
     if returncode != 0:
         errors = [line for line in console.lines if "ERROR" in line]
-        detail = "\n".join(errors[:5] or console.lines[-10:])
+        detail = "\n".join(errors[:5] or console.lines[-10:]) or (
+            f"mvn exited with {returncode} and printed nothing (is -q set in MAVEN_ARGS or "
+            f".mvn/maven.config?); run it by hand to see why: {' '.join(command)}"
+        )
         names = ", ".join(a.coordinates for a in artifacts)
         raise ArtifactError(
             f"mvn could not download {names}. Check that this machine reaches its Maven "

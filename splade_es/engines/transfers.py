@@ -8,7 +8,7 @@ engine file starts, the largest transfer's size so far (against its total when m
 at most every ``interval_s`` seconds, and one when it is done. Files mvn fetches for itself
 (its plugins, POMs, checksums) are counted, not named. Where mvn prints no progress (batch
 mode set in the user's Maven settings), the size of the growing ``.part`` file in the local
-repository is shown instead.
+repository (``.part`` or ``.tmp``) is shown instead.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from splade_es.engines.spec import MavenArtifact
 logger = logging.getLogger(__name__)
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_TRANSFER = re.compile(r"^(Downloading|Downloaded) from ([^:]+): (\S+)(?: \((.+)\))?")
+_TRANSFER = re.compile(
+    r"^(?:\[INFO\]\s+)?(Downloading|Downloaded) from ([^:]+): (\S+)(?: \((.+)\))?"
+)
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)(?:/(\d+(?:\.\d+)?))? ?(B|kB|KB|MB|GB)\b")
 _UNITS = {"B": 1, "kB": 1000, "KB": 1024, "MB": 1000**2, "GB": 1000**3}
 
@@ -96,14 +98,14 @@ class MvnConsole:
 
     def feed(self, text: str) -> None:
         """Take the next chunk of output (lines may be split across chunks)."""
-        *complete, self._pending = re.split(r"[\r\n]", self._pending + _ANSI.sub("", text))
+        *complete, self._pending = re.split(r"[\r\n]", self._pending + text)
         for line in complete:
-            self._line(line.strip())
+            self._line(_ANSI.sub("", line).strip())
         self.tick()
 
     def close(self) -> None:
         """Take the last, unterminated line."""
-        last, self._pending = self._pending.strip(), ""
+        last, self._pending = _ANSI.sub("", self._pending).strip(), ""
         self._line(last)
 
     def tick(self) -> None:
@@ -125,8 +127,10 @@ class MvnConsole:
     def _amount(self, now: float) -> str:
         if now - self._sizes_at < self._interval_s and self._sizes:
             return amount(self._sizes)
-        parts = [self._wanted[name].with_name(f"{name}.part") for name in self._active]
-        return amount((p.stat().st_size, None) for p in parts if p.is_file())
+        return amount((size, None) for size in map(_partial_size, self._active_paths()))
+
+    def _active_paths(self) -> list[Path]:
+        return [self._wanted[name] for name in self._active]
 
     def _line(self, line: str) -> None:
         if not line:
@@ -154,3 +158,13 @@ class MvnConsole:
             self._active.discard(name)
             logger.info("downloaded %s (%s)", name, detail or "done")
         self._said = self._clock()
+
+
+def _partial_size(path: Path) -> float:
+    """Bytes so far of ``path``'s download: mvn writes ``<file>.part`` (Maven 3.8) or
+    ``<file>.<random>.tmp`` (3.9); 0 when neither is there (yet, or any more)."""
+    try:
+        candidates = [path.with_name(f"{path.name}.part"), *path.parent.glob(f"{path.name}.*tmp")]
+        return float(max((c.stat().st_size for c in candidates if c.is_file()), default=0))
+    except OSError:  # renamed or removed between listing and stat: progress never fails a run
+        return 0.0

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from colbert_rerank.checks import check_positive_ints
+from colbert_rerank.codecs import CodecError
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.progress import progress_bar
-from colbert_rerank.rerank import RerankConfig, Reranker
+from colbert_rerank.rerank import RerankConfig, Reranker, RerankError
 from splade_es import __version__
 from splade_es.cluster.admin import resolve_mapping_type
 from splade_es.cluster.connection import Cluster
@@ -110,7 +111,7 @@ def evaluate(
         mapping_type,
         _model_tag(encoder, colbert, config),
         config.max_docs,
-        chosen.queries,
+        (document.id for document in chosen.documents),
     )
     built = _build(
         cluster, encoder, config, colbert if config.reranks else None, index, chosen.documents
@@ -287,7 +288,8 @@ def _run_stage(
 ) -> StageRun:
     """Every query through ``search``. A query refused on its own (``ValueError``: empty text,
     no terms after pruning, over maxClauseCount) is logged and scores 0; when every query is
-    refused the stage itself is wrong and the first error is raised."""
+    refused the stage itself is wrong and the first error is raised. Missing or corrupt stored
+    embeddings (``RerankError``, ``CodecError``) are an index fault and always raise."""
     result = StageRun({}, [], {})
     first: ValueError | None = None
     for query_id, text in progress_bar(
@@ -296,6 +298,8 @@ def _run_stage(
         started = time.perf_counter()
         try:
             hits = search(text)
+        except (RerankError, CodecError):
+            raise
         except ValueError as error:
             first = first or error
             result.failed[query_id] = str(error)

@@ -150,26 +150,27 @@ def _valid(items: Iterable[Document | Rejected]) -> tuple[list[Document], list[R
 
 
 def default_index(
-    dataset: Path, mapping_type: str, tag: str, max_docs: int | None, query_ids: Iterable[str]
+    dataset: Path, mapping_type: str, tag: str, max_docs: int | None, document_ids: Iterable[str]
 ) -> str:
     """The evaluation index's name: dataset, corpus cut, mapping type and model ``tag``.
 
-    A cut corpus (``max_docs``) holds the judged documents of ``query_ids``, so its name also
-    carries a short hash of those ids: another query subset (``--max-queries``) or split gets
-    another index. The full corpus serves any subset, so its name has no hash.
+    A cut corpus (``max_docs``) holds the judged documents of the chosen queries plus a sample,
+    so its name also carries a short hash of the ids it holds (``document_ids``): another query
+    subset (``--max-queries``), split or qrels file gets another index. The full corpus serves
+    any subset, so its name has no hash.
 
     Example:
         >>> default_index(Path("SciFact"), "rank_features", "ab12", None, ["1", "2"])
         'eval-scifact-rank-features-ab12'
     """
     name = re.sub(r"[^a-z0-9]+", "-", dataset.name.lower()).strip("-") or "corpus"
-    subset = f"-{max_docs}docs-q{query_set_hash(query_ids)}" if max_docs else ""
+    subset = f"-{max_docs}docs-d{id_set_hash(document_ids)}" if max_docs else ""
     return f"eval-{name}{subset}-{mapping_type.replace('_', '-')}-{tag}"
 
 
-def query_set_hash(query_ids: Iterable[str], length: int = 8) -> str:
-    """A short hash of a set of query ids (order and repeats do not matter)."""
-    payload = "\n".join(sorted(set(query_ids))).encode("utf-8")
+def id_set_hash(ids: Iterable[str], length: int = 8) -> str:
+    """A short hash of a set of ids (order and repeats do not matter)."""
+    payload = "\n".join(sorted(set(ids))).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()[:length]
 
 
