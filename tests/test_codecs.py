@@ -117,7 +117,15 @@ def test_codec_argument_errors(codebook):
         codec.encode(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="NaN"):
         codec.encode(np.full((1, 8), np.nan, np.float32))
-    assert base64.b64decode(base64.b64encode(codec.encode(np.zeros((1, 8), np.float32))))
+    values = ((np.arange(8, dtype=np.float32) - 3.5) / 4)[None, :]  # exact in float16
+    blob = codec.encode(values)
+    assert len(blob) == HEADER_BYTES + 1 * 8 * 2  # one float16 token of 8 dims
+    header = read_header(blob)
+    assert (header.codec, header.dim, header.count, header.tag) == ("float16", 8, 1, 0)
+    assert blob[HEADER_BYTES:] == values.astype("<f2").tobytes()  # little-endian, row-major
+    carried = base64.b64decode(base64.b64encode(blob))  # how the binary field stores it
+    assert carried == blob
+    np.testing.assert_array_equal(codec.decode(carried), values)
 
 
 def test_projection_keeps_inner_products_and_round_trips():

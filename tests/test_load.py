@@ -7,7 +7,6 @@ never change: no errors, every client served, and the answers of the single-thre
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
@@ -24,6 +23,7 @@ from load_generator import (
     summarize,
 )
 
+from colbert_rerank.encoder import ColbertConfig, ColbertEncoder
 from splade_es.data.corpus import from_records
 from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
 from splade_es.indexing.bulk import BulkConfig
@@ -94,51 +94,93 @@ def test_run_load_records_exceptions_and_cycles_queries_per_client():
     assert all(count > 0 for count in summary.per_client)
 
 
+class PausingBackend:
+    """A fast tokenizer's Rust backend that pauses the paused thread's first ``encode_batch``.
+
+    The Python tokenizer applies its truncation and padding settings to the backend, then calls
+    ``encode_batch``: the pause holds the paused thread exactly between the two, until another
+    thread has tokenised (or ``seconds`` pass). An encoder that serialises tokenisation makes
+    the other thread wait for the paused call instead.
+    """
+
+    def __init__(self, real: object, paused: int, seconds: float) -> None:
+        vars(self).update(real=real, paused=paused, seconds=seconds, order=[])
+        vars(self).update(inside=threading.Event(), other_done=threading.Event())
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(vars(self)["real"], name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        setattr(self.real, name, value)
+
+    def encode_batch(self, *args: object, **kwargs: object) -> object:
+        mine = threading.get_ident() == self.paused
+        if mine and not self.inside.is_set():
+            self.inside.set()
+            self.other_done.wait(self.seconds)
+        result = self.real.encode_batch(*args, **kwargs)
+        self.order.append("paused" if mine else "other")
+        if not mine:
+            self.other_done.set()
+        return result
+
+
+def mixed_jobs(model, splade_encoder, colbert_encoder):
+    """``(tokenizer, query job, document job)``: the query is longer than the query limit."""
+    document = " ".join(["the subway carries millions of commuters every day"] * 40)
+    query = " ".join(["aspirin heart attack risk"] * 30)
+    if model == "splade":
+        encoder = splade_encoder
+
+        def first():
+            batch = encoder.encode_queries([query])
+            return batch.truncated, batch.vectors[0].ids.tolist()
+
+        assert first()[0] == [True]
+        return encoder.model.tokenizer, first, lambda: len(encoder.token_ids(document))
+    # The zero-shot default gives queries and documents the same limit: set a query length.
+    encoder = ColbertEncoder(ColbertConfig(colbert_encoder.config.model, "cpu", query_length=32))
+    assert encoder.encode_queries([query])[0].shape[0] == 32
+    return (
+        encoder.tokenizer,
+        lambda: encoder.encode_queries([query])[0].shape,
+        lambda: encoder.encode_documents([document]).embeddings[0].shape,
+    )
+
+
 @pytest.mark.parametrize("model", ["splade", "colbert"])
-def test_shared_encoders_keep_single_threaded_answers_when_queries_and_documents_mix(
+def test_shared_encoders_do_not_tokenise_with_another_threads_settings(
     model, splade_encoder, colbert_encoder
 ):
-    """The trap: one fast tokenizer shared by threads whose truncation settings differ (query
-    length, document length, none) tokenised texts with another thread's length: a long query
-    was not truncated, a document was cut at the query length."""
-    document = " ".join(["the subway carries millions of commuters every day"] * 40)
-    query = " ".join(["aspirin heart attack risk"] * 30)  # longer than the query limit
-    if model == "splade":
-        jobs = {
-            "query": lambda: splade_encoder.encode_queries([query]).vectors[0].ids.tolist(),
-            "tokens": lambda: [len(splade_encoder.token_ids(document)) for _ in range(20)],
-        }
-    else:
-        jobs = {
-            "query": lambda: colbert_encoder.encode_queries([query])[0].shape,
-            "document": lambda: colbert_encoder.encode_documents([document]).embeddings[0].shape,
-        }
-    expected = {name: job() for name, job in jobs.items()}
-    names = list(jobs)
-    wrong: list[str] = []
-    errors: list[BaseException] = []
+    """The trap, forced: a fast tokenizer shared by threads keeps its truncation and padding
+    settings on the shared backend. Thread A is paused after its settings are applied (query
+    length) and before it tokenises; thread B then tokenises with its own settings (none, or
+    the document length). Unguarded, B runs inside A's pause and A tokenises with B's settings
+    (a long query is not truncated). The encoders' lock makes B wait for A instead."""
+    tokenizer, first, second = mixed_jobs(model, splade_encoder, colbert_encoder)
+    expected = (first(), second())
+    go = threading.Event()
+    results: dict[str, object] = {}
 
-    def client(offset: int) -> None:
-        for step in range(8):
-            name = names[(offset + step) % len(names)]
-            try:
-                if jobs[name]() != expected[name]:
-                    wrong.append(name)
-            except Exception as error:
-                errors.append(error)
+    def thread_a() -> None:
+        go.wait(10)
+        results["first"] = first()
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads often: the race needs a switch mid-call
+    a = threading.Thread(target=thread_a)
+    real = tokenizer._tokenizer
+    a.start()
+    backend = PausingBackend(real, paused=a.ident, seconds=1.5)
+    tokenizer._tokenizer = backend
     try:
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        go.set()
+        assert backend.inside.wait(10), "thread A never reached the tokenizer backend"
+        results["second"] = second()  # thread B (this one), started while A is paused
     finally:
-        sys.setswitchinterval(interval)
-    assert errors == []
-    assert wrong == []
+        go.set()
+        a.join()
+        tokenizer._tokenizer = real
+    assert (results["first"], results["second"]) == expected
+    assert backend.order[0] == "paused", backend.order  # B's tokenisation waited for A's
 
 
 def build(cluster, splade, colbert, name):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from corpus_fixture import DOCS, QUERIES, write_beir
 
-from colbert_rerank.training_support import Schedule, example_rows, read_log
+from colbert_rerank.training_support import Schedule, example_rows, read_log, run_trainer
 from splade_es.search.searcher import SearchConfig, Searcher
 from splade_es.training.data import (
     Judgements,
@@ -290,18 +290,75 @@ def test_saved_splade_reloads_and_encodes_identically(tmp_path):
         torch.testing.assert_close(dense, row, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.slow
-def test_splade_training_resumes_from_its_checkpoint(tmp_path):
-    from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+class Interrupted(Exception):
+    """Stands for a crash (out of memory, a killed job) right after a checkpoint."""
 
+
+def training_probe(crash_at: int | None = None):
+    """A trainer callback recording the step each run starts at; raises after the checkpoint
+    of step ``crash_at`` is written."""
+    from transformers import TrainerCallback
+
+    class Probe(TrainerCallback):
+        def __init__(self) -> None:
+            self.starts: list[int] = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.starts.append(state.global_step)
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == crash_at:
+                raise Interrupted(f"interrupted after the checkpoint of step {crash_at}")
+
+    return Probe()
+
+
+def with_callback(monkeypatch, callback) -> None:
+    """Make ``train_splade`` hand ``callback`` to its trainer."""
+    import splade_es.training.splade as splade_training
+
+    def run(trainer, schedule):
+        trainer.add_callback(callback)
+        return run_trainer(trainer, schedule)
+
+    monkeypatch.setattr(splade_training, "run_trainer", run)
+
+
+def final_weights(folder) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_splade_training_resumes_an_interrupted_run_from_its_checkpoint(tmp_path, monkeypatch):
     j = judgements()
     examples = build_examples(j, hardest_negatives(j), 1)
-    final = tiny_splade(tmp_path, "resume", examples, steps=6)
-    assert (tmp_path / "resume" / "checkpoint-6").is_dir()
-    before = SpladeEncoder(EncoderConfig(model=str(final), device="cpu")).fingerprint()
-    # Resuming a finished run is a no-op that keeps the weights.
-    again = tiny_splade(tmp_path, "resume", examples, resume=True, steps=6)
-    assert SpladeEncoder(EncoderConfig(model=str(again), device="cpu")).fingerprint() == before
+    straight = final_weights(tiny_splade(tmp_path, "straight", examples, steps=6))
+
+    crash = training_probe(crash_at=3)
+    with_callback(monkeypatch, crash)
+    with pytest.raises(Interrupted):
+        tiny_splade(tmp_path, "resume", examples, steps=6)
+    folder = tmp_path / "resume"
+    assert (folder / "checkpoint-3").is_dir() and not (folder / "checkpoint-6").exists()
+    assert not (folder / "final").exists()
+    logged = read_log(folder / "training_log.jsonl")
+    assert [r["step"] for r in logged] == [1, 2, 3]
+
+    probe = training_probe()
+    with_callback(monkeypatch, probe)
+    resumed = tiny_splade(tmp_path, "resume", examples, resume=True, steps=6)
+    assert probe.starts == [3]  # the trainer state came back from checkpoint-3
+    after = read_log(folder / "training_log.jsonl")[len(logged) :]
+    assert [r["step"] for r in after if "loss" in r] == [4, 5, 6]  # steps 1-3 not retrained
+
+    # Weights, optimiser, scheduler, λ warm-up and data order all came back: the interrupted
+    # and resumed run ends where the uninterrupted one does.
+    weights = final_weights(resumed)
+    assert weights.keys() == straight.keys()
+    for name, tensor in weights.items():
+        torch.testing.assert_close(tensor, straight[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 @pytest.mark.slow
