@@ -6,17 +6,24 @@
 2. MaxSim: the vectorised scorer vs a per-document loop, for k = 10 / 100 / 1000 candidates.
 3. End to end over loopback: top-100 SPLADE hits fetched with their stored embeddings, decoded
    and scored (query encoding reported separately), from an index built by ``splade-es eval``
-   with ``--stages splade+colbert``.
+   with ``--stages splade+colbert`` (384-dim residual embeddings), and the same again from an
+   index built with ``--colbert-dim 128`` when ``--colbert-index-128`` names one (the row is
+   skipped, and the markdown says so, when it does not).
 
 Usage:
     python benchmarks/bench_colbert.py --dataset ../shared/datasets/scifact --es-url URL \
         --splade-index eval-scifact-... [--colbert-index eval-scifact-...-residual2] \
-        --out benchmarks/results
+        [--colbert-index-128 eval-scifact-...-residual2-d128] --out benchmarks/results
+
+Every row's nDCG@10 loss is computed from the float32 rows' scores (in its own space, and at
+the model's native dimension); a missing float32 row is an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import platform
 import statistics
@@ -58,12 +65,64 @@ def rerank_quality(
         packed = PackedDocuments.pack([torch.from_numpy(doc_vectors[d]) for d in candidates])
         scores = maxsim(q, packed).tolist()
         run[query_id] = dict(zip(candidates, scores, strict=True))
-    return retrieval_metrics(qrels, run)["ndcg@10"]
+    return float(retrieval_metrics(qrels, run)["ndcg@10"])
+
+
+def add_losses(rows: list[dict[str, Any]]) -> None:
+    """Set each row's nDCG@10 loss against float32 in its own space and against float32 at
+    the model's native dimension (the ``native`` space), from those rows' scores.
+
+    Raises:
+        ValueError: a baseline row is missing (a loss is never assumed to be 0).
+    """
+    baselines = {row["space"]: row["ndcg@10"] for row in rows if row["codec"] == "float32"}
+    for row in rows:
+        for space, key in (
+            (row["space"], "loss_vs_float32_same_dim"),
+            ("native", "loss_vs_float32_native"),
+        ):
+            if space not in baselines:
+                raise ValueError(
+                    f"No float32 row in space {space!r} (rows: "
+                    f"{sorted({(r['space'], r['codec']) for r in rows})}): cannot compute {key}."
+                )
+            row[key] = baselines[space] - row["ndcg@10"]
+
+
+def judged_queries(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The first ``--max-queries`` judged test queries and their judgements."""
+    qrels = load_qrels(args.dataset, "test")
+    queries = dict(
+        itertools.islice(load_queries(args.dataset, set(qrels)).items(), args.max_queries)
+    )
+    return queries, {q: qrels[q] for q in queries}
+
+
+def document_embeddings(
+    args: argparse.Namespace, colbert: ColbertEncoder, texts: dict[str, str]
+) -> tuple[dict[str, np.ndarray], float]:
+    """Token embeddings of ``texts`` (from ``--cache`` when this set was encoded before) and
+    the seconds their encoding took."""
+    ids = sorted(texts)
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+    weights = colbert.fingerprint()["weights_sha256"]
+    name = f"colbert-{weights}-{colbert.document_length}-{digest}.npz"
+    cache = args.cache / name if args.cache else None
+    if cache is not None and cache.exists():
+        stored = np.load(cache)
+        return {i: stored[i] for i in ids}, float(stored["__encode_seconds__"])
+    started = time.perf_counter()
+    embedded = colbert.encode_documents([texts[i] for i in ids]).embeddings
+    encode_s = time.perf_counter() - started
+    docs = dict(zip(ids, embedded, strict=True))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, __encode_seconds__=np.float64(encode_s), **docs)
+    return docs, encode_s
 
 
 def bench_codecs(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
-    qrels = load_qrels(args.dataset, "test")
-    queries = load_queries(args.dataset, set(qrels))
+    queries, qrels = judged_queries(args)
     splade = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
     searcher = Searcher(cluster, splade, SearchConfig(index=args.splade_index, source_includes=[]))
     first_stage = {q: [h.id for h in searcher.search(text, 100)] for q, text in queries.items()}
@@ -76,25 +135,8 @@ def bench_codecs(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
         if isinstance(d, Document) and d.id in needed
     }
     colbert = ColbertEncoder(ColbertConfig(device="cpu"))
-    ids = sorted(texts)
-    cache = (
-        args.cache
-        / f"colbert-{colbert.fingerprint()['weights_sha256']}-{colbert.document_length}.npz"
-        if args.cache
-        else None
-    )
-    if cache is not None and cache.exists():
-        stored = np.load(cache)
-        docs = {i: stored[i] for i in ids}
-        encode_s = float(stored["__encode_seconds__"])
-    else:
-        started = time.perf_counter()
-        embedded = colbert.encode_documents([texts[i] for i in ids]).embeddings
-        encode_s = time.perf_counter() - started
-        docs = dict(zip(ids, embedded, strict=True))
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(cache, __encode_seconds__=np.float64(encode_s), **docs)
+    docs, encode_s = document_embeddings(args, colbert, texts)
+    ids = sorted(docs)
     query_vectors = dict(zip(queries, colbert.encode_queries(list(queries.values())), strict=True))
     rng = np.random.default_rng(0)
     sample_ids = rng.choice(ids, size=min(256, len(ids)), replace=False)
@@ -104,14 +146,13 @@ def bench_codecs(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
         d_proj = {i: project(v, matrix) for i, v in docs.items()}
         q_proj = {q: project(v, matrix) for q, v in query_vectors.items()}
         dim = next(iter(d_proj.values())).shape[1]
-        baseline = rerank_quality(first_stage, q_proj, d_proj, qrels)
         rows.append(
             {
                 "space": label,
                 "dim": dim,
                 "codec": "float32",
                 "bytes_per_token": 4 * dim,
-                "ndcg@10": baseline,
+                "ndcg@10": rerank_quality(first_stage, q_proj, d_proj, qrels),
             }
         )
         projected_sample = project(sample, matrix)
@@ -124,7 +165,6 @@ def bench_codecs(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
                 size += len(blob)
                 tokens += v.shape[0]
                 decoded[i] = codec.decode(blob)
-            ndcg = rerank_quality(first_stage, q_proj, decoded, qrels)
             rows.append(
                 {
                     "space": label,
@@ -132,11 +172,10 @@ def bench_codecs(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
                     "codec": f"{name}{bits if bits else ''}",
                     "bytes_per_token": codec.bytes_per_token,
                     "bytes_per_token_with_header": size / tokens,
-                    "ndcg@10": ndcg,
-                    "loss_vs_float32_same_dim": baseline - ndcg,
-                    "loss_vs_float32_native": rows[0]["ndcg@10"] - ndcg,
+                    "ndcg@10": rerank_quality(first_stage, q_proj, decoded, qrels),
                 }
             )
+    add_losses(rows)
     return {
         "queries": len(queries),
         "candidate_docs": len(ids),
@@ -190,16 +229,35 @@ def bench_maxsim(
     return out
 
 
-def bench_end_to_end(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
-    qrels = load_qrels(args.dataset, "test")
-    queries = list(load_queries(args.dataset, set(qrels)).values())[:100]
-    splade = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
-    colbert = ColbertEncoder(ColbertConfig(device="cpu"))
-    searcher = Searcher(
-        cluster, splade, SearchConfig(index=args.colbert_index, source_includes=["colbert"])
-    )
-    reranker = open_reranker(cluster, args.colbert_index, colbert)
+E2E_KEYS = (
+    "search_with_embeddings_top100",
+    "decode_and_maxsim_top100",
+    "fetch_decode_maxsim_top100",
+    "colbert_query_encoding",
+)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p95_ms": ordered[int(0.95 * (len(ordered) - 1))],
+    }
+
+
+def bench_end_to_end(
+    cluster: Any, queries: list[str], splade: SpladeEncoder, colbert: ColbertEncoder, index: str
+) -> dict[str, Any]:
+    """Top-100 SPLADE hits fetched with their stored embeddings, decoded and MaxSim-scored.
+
+    The codec and the stored dimension are read from the index (what ``splade-es eval``
+    wrote), so the same queries and models time each index.
+    """
+    searcher = Searcher(cluster, splade, SearchConfig(index=index, source_includes=["colbert"]))
+    reranker = open_reranker(cluster, index, colbert)
     vectors = [searcher.encode_query(q) for q in queries]
+    for i in range(min(5, len(queries))):  # warm-up: the first calls pay for lazy set-up
+        reranker.rerank(queries[i], [h.as_dict() for h in searcher.search_vector(vectors[i], 100)])
     fetch, rerank, encode = [], [], []
     for i, text in enumerate(queries):
         started = time.perf_counter()
@@ -209,27 +267,68 @@ def bench_end_to_end(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
         encode.append(result.stats.encode_ms)
         rerank.append(result.stats.decode_ms + result.stats.maxsim_ms)
     total = [f + r for f, r in zip(fetch, rerank, strict=True)]
-
-    def p(values: list[float]) -> dict[str, float]:
-        ordered = sorted(values)
-        return {
-            "p50_ms": statistics.median(ordered),
-            "p95_ms": ordered[int(0.95 * (len(ordered) - 1))],
-        }
-
+    codec = reranker.codec
     return {
+        "index": index,
         "queries": len(queries),
-        "search_with_embeddings_top100": p(fetch),
-        "decode_and_maxsim_top100": p(rerank),
-        "fetch_decode_maxsim_top100": p(total),
-        "colbert_query_encoding": p(encode),
-        "codec": reranker.codec.name,
-        "dim": reranker.codec.dim,
+        "codec": f"{codec.name}{codec.codebook.bits if codec.codebook is not None else ''}",
+        "dim": codec.dim,
+        "search_with_embeddings_top100": _percentiles(fetch),
+        "decode_and_maxsim_top100": _percentiles(rerank),
+        "fetch_decode_maxsim_top100": _percentiles(total),
+        "colbert_query_encoding": _percentiles(encode),
     }
+
+
+def end_to_end(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
+    """The loopback timings for ``--colbert-index`` and, when given, ``--colbert-index-128``."""
+    queries = list(judged_queries(args)[0].values())[:100]
+    splade = SpladeEncoder(EncoderConfig(model="splade-tiny", device="cpu"))
+    colbert = ColbertEncoder(ColbertConfig(device="cpu"))
+    runs = [bench_end_to_end(cluster, queries, splade, colbert, args.colbert_index)]
+    if args.colbert_index_128:
+        runs.append(bench_end_to_end(cluster, queries, splade, colbert, args.colbert_index_128))
+        if runs[1]["dim"] == runs[0]["dim"]:
+            raise ValueError(
+                f"--colbert-index-128 {args.colbert_index_128} stores {runs[1]['dim']} dims, as "
+                f"--colbert-index does: build it with `splade-es eval ... --colbert-dim 128`."
+            )
+    out: dict[str, Any] = {"runs": runs}
+    if len(runs) == 2:
+        key = "fetch_decode_maxsim_top100"
+        out["speedup_p50"] = runs[0][key]["p50_ms"] / runs[1][key]["p50_ms"]
+    return out
+
+
+def end_to_end_markdown(e: dict[str, Any]) -> list[str]:
+    runs = e["runs"]
+    head = " | ".join(f"{r['codec']} {r['dim']} dims p50 ms | p95 ms" for r in runs)
+    lines = [
+        "",
+        f"| over loopback, {runs[0]['queries']} queries, top 100 | {head} |",
+        "|---|" + "---|---|" * len(runs),
+    ]
+    for key in E2E_KEYS:
+        cells = " | ".join(f"{r[key]['p50_ms']:.2f} | {r[key]['p95_ms']:.2f}" for r in runs)
+        lines.append(f"| {key} | {cells} |")
+    lines.append("")
+    if "speedup_p50" in e:
+        lines.append(
+            f"End to end (fetch + decode + MaxSim, p50), {runs[0]['dim']} against "
+            f"{runs[1]['dim']} dims: {e['speedup_p50']:.2f}x "
+            f"(indices `{runs[0]['index']}` and `{runs[1]['index']}`)."
+        )
+    else:
+        lines.append(
+            f"Index `{runs[0]['index']}`. No 128-dim index was given "
+            "(`--colbert-index-128`): its end-to-end column is skipped."
+        )
+    return lines
 
 
 def markdown(result: dict[str, Any]) -> str:
     codecs = result["codecs"]
+    native_dim = next(r["dim"] for r in codecs["rows"] if r["space"] == "native")
     lines = [
         f"Machine: {result['machine']}; {result['engine']}; SPLADE top-100 of "
         f"{codecs['queries']} SciFact test queries (SPLADE alone: nDCG@10 "
@@ -237,14 +336,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"({codecs['tokens_per_doc']:.0f} stored tokens/doc).",
         "",
         "| space | dim | codec | bytes/token | nDCG@10 | loss vs float32 (same dim) "
-        "| loss vs float32 (384) |",
+        f"| loss vs float32 ({native_dim}) |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in codecs["rows"]:
         lines.append(
             f"| {row['space']} | {row['dim']} | {row['codec']} | {row['bytes_per_token']:.0f} | "
-            f"{row['ndcg@10']:.4f} | {row.get('loss_vs_float32_same_dim', 0.0):+.4f} | "
-            f"{row.get('loss_vs_float32_native', 0.0):+.4f} |"
+            f"{row['ndcg@10']:.4f} | {row['loss_vs_float32_same_dim']:+.4f} | "
+            f"{row['loss_vs_float32_native']:+.4f} |"
         )
     lines += [
         "",
@@ -258,20 +357,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"{row['speedup']:.1f}x |"
         )
     if "end_to_end" in result:
-        e = result["end_to_end"]
-        lines += [
-            "",
-            f"| over loopback, {e['queries']} queries, {e['codec']} at {e['dim']} dims "
-            "| p50 ms | p95 ms |",
-            "|---|---|---|",
-        ]
-        for key in (
-            "search_with_embeddings_top100",
-            "decode_and_maxsim_top100",
-            "fetch_decode_maxsim_top100",
-            "colbert_query_encoding",
-        ):
-            lines.append(f"| {key} | {e[key]['p50_ms']:.2f} | {e[key]['p95_ms']:.2f} |")
+        lines += end_to_end_markdown(result["end_to_end"])
     return "\n".join(lines) + "\n"
 
 
@@ -280,12 +366,22 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--es-url", required=True)
     parser.add_argument("--splade-index", required=True)
-    parser.add_argument("--colbert-index")
+    parser.add_argument("--colbert-index", help="An eval index with 384-dim residual embeddings.")
+    parser.add_argument(
+        "--colbert-index-128",
+        help="An eval index built with --colbert-dim 128 (end-to-end comparison; needs "
+        "--colbert-index).",
+    )
+    parser.add_argument(
+        "--max-queries", type=int, default=10**9, help="First N judged queries (smoke runs)."
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument(
         "--cache", type=Path, help="Folder to keep document embeddings between runs."
     )
     args = parser.parse_args()
+    if args.colbert_index_128 and not args.colbert_index:
+        parser.error("--colbert-index-128 is compared with --colbert-index: give both.")
     cluster = connect(ClusterConfig(url=args.es_url))
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
@@ -301,7 +397,7 @@ def main() -> None:
         result["codecs"] = codecs
         result["maxsim"] = bench_maxsim(docs, query, projection)
         if args.colbert_index:
-            result["end_to_end"] = bench_end_to_end(args, cluster)
+            result["end_to_end"] = end_to_end(args, cluster)
     finally:
         cluster.close()
     args.out.mkdir(parents=True, exist_ok=True)
