@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate every results file the docs quote, from the current code, in order, then re-render
 # the docs' result blocks (python benchmarks/render.py). Stops at the first failing step. Run it
-# from the project's virtual environment (python and splade-es on PATH), from any folder.
+# from the project's virtual environment (python and splade-es on PATH), from any folder;
+# relative paths (--scifact, --models, WORK) are taken from the repository root.
 #
 #   benchmarks/run_all.sh [--es-url URL] [--opensearch-url URL] [--scifact DIR] [--models DIR]
 #                         [--engine elasticsearch|opensearch] [STEP ...]
@@ -154,14 +155,14 @@ log "run_all: steps: ${chosen[*]}${SKIP:+ (skipping $SKIP)}; SciFact $SCIFACT; m
 if wanted eval; then
   main_url; log "eval: splade-es eval --check-exact on $URL"
   splade-es eval --corpus "$SCIFACT" --stages bm25,splade,splade+colbert,bm25+colbert \
-    --check-exact --out "$WORK/scifact" --es-url "$URL" --no-progress "${EVAL_LIMITS[@]}"
+    --check-exact --out "$WORK/scifact" --es-url "$URL" --no-progress ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"}
   copy_report "$WORK/scifact" scifact-eval
 fi
 
 if wanted eval128; then
   main_url; log "eval128: splade-es eval --colbert-dim 128 on $URL"
   splade-es eval --corpus "$SCIFACT" --stages splade,splade+colbert --colbert-dim 128 \
-    --out "$WORK/scifact-d128" --es-url "$URL" --no-progress "${EVAL_LIMITS[@]}"
+    --out "$WORK/scifact-d128" --es-url "$URL" --no-progress ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"}
   copy_report "$WORK/scifact-d128" scifact-eval-d128
 fi
 
@@ -180,19 +181,19 @@ if wanted colbert; then
     echo "no $RESULTS/scifact-eval-d128.json (eval128 step): the 128-dim end-to-end column is skipped"
   fi
   python benchmarks/bench_colbert.py --dataset "$SCIFACT" --es-url "$URL" --splade-index "$index" \
-    --colbert-index "$index" "${extra[@]}" "${COLBERT_LIMITS[@]}" --cache "$WORK/cache" \
+    --colbert-index "$index" ${extra[@]+"${extra[@]}"} ${COLBERT_LIMITS[@]+"${COLBERT_LIMITS[@]}"} --cache "$WORK/cache" \
     --out "$RESULTS"
 fi
 
 if wanted load-es; then
   need elasticsearch; log "load-es: load.py --engine elasticsearch ${LOAD_ARGS[*]}"
-  python benchmarks/load.py --engine elasticsearch "${LOAD_ARGS[@]}" --es-url "$ES_URL" \
+  python benchmarks/load.py --engine elasticsearch ${LOAD_ARGS[@]+"${LOAD_ARGS[@]}"} --es-url "$ES_URL" \
     --out "$RESULTS/load"
 fi
 
 if wanted load-os; then
   need opensearch; log "load-os: load.py --engine opensearch ${LOAD_ARGS[*]}"
-  python benchmarks/load.py --engine opensearch "${LOAD_ARGS[@]}" --es-url "$OPENSEARCH_URL" \
+  python benchmarks/load.py --engine opensearch ${LOAD_ARGS[@]+"${LOAD_ARGS[@]}"} --es-url "$OPENSEARCH_URL" \
     --out "$RESULTS/load"
 fi
 
@@ -230,7 +231,7 @@ if wanted trained; then
   log "trained: splade-es eval of $splade_run + $colbert_run"
   splade-es eval --corpus "$SCIFACT" --model "$(model_dir "$splade_run")" \
     --colbert-model "$(model_dir "$colbert_run")" --stages bm25,splade,splade+colbert,bm25+colbert \
-    --out "$WORK/eval-trained" --es-url "$URL" --no-progress "${EVAL_LIMITS[@]}"
+    --out "$WORK/eval-trained" --es-url "$URL" --no-progress ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"}
   copy_report "$WORK/eval-trained" scifact-trained
   cp "$MODELS/facts.json" "$RESULTS/training-facts.json"
 fi
