@@ -178,6 +178,8 @@ def bench_latency(
     queries = list(load_queries(dataset, set(qrels)).values())
     searcher = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[]))
     out: dict[str, Any] = {"queries": len(queries), "index": index}
+    for text in queries[:10]:  # warm-up, as for the searches below
+        searcher.encode_query(text)
     encode_ms = []
     for text in queries:
         started = time.perf_counter()
