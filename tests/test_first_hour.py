@@ -237,7 +237,7 @@ def test_the_index_bar_shows_encoded_and_acknowledged_without_a_line_per_documen
 def test_ctrl_c_while_indexing_says_what_landed_and_a_rerun_goes_on(
     es_cluster, splade_encoder, index_names, tmp_path
 ):
-    records = [dict(d, _id=f"{d['_id']}-{i}") for i in range(20) for d in DOCS]
+    records = [dict(d, _id=f"{d['_id']}-{i}") for i in range(50) for d in DOCS]
     corpus = write_jsonl(tmp_path / "corpus.jsonl", records)
     checkpoint = tmp_path / "checkpoint.tsv"
     index = index_names(es_cluster)

@@ -3,11 +3,15 @@ bulk, search and rerank.
 
 Properties: only the package's documented errors come out (``ValueError``/``TypeError``,
 :class:`RerankError`, per-document failures in the bulk report), every input is accounted
-for exactly once, and nothing indexed or returned differs from its input.
+for exactly once, and nothing indexed or returned differs from its input. Valid and invalid
+queries come from separate strategies (``fuzz_strategies``): valid ones must go through,
+invalid ones must be refused with an error that names them.
 
 Sizes scale with ``FUZZ_SCALE`` (default 1, the CI size; ``benchmarks/fuzz_long.py`` runs
-more). The number of generated inputs is written at the end of the module, and to the JSON
-file ``FUZZ_COUNTS_FILE`` names, if set. Runs are derandomised, so CI is reproducible.
+more). Counts are kept per stage (generated, rejected with an error, encoded, distinct
+encoded, searched per engine, reranked), printed at the end of the module and written to the
+JSON file ``FUZZ_COUNTS_FILE`` names, if set. Only inputs that reached a stage count for it.
+Runs are derandomised, so CI is reproducible.
 """
 
 from __future__ import annotations
@@ -16,14 +20,28 @@ import base64
 import json
 import math
 import os
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from corpus_fixture import DOCS
+from fuzz_strategies import (
+    BLANK,
+    CHARS,
+    INVALID_TEXTS,
+    JSON_VALUES,
+    NOT_TEXT,
+    RECORD_TEXTS,
+    WRONG,
+    enormous,
+    record_batches,
+    texts,
+    valid_queries,
+    weighted,
+)
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
@@ -49,6 +67,9 @@ pytestmark = pytest.mark.fuzz
 
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 COUNTS: Counter[str] = Counter()
+"""Inputs per stage, keyed ``group.stage[.engine].outcome`` (nested in the JSON file)."""
+DISTINCT: defaultdict[str, set[Any]] = defaultdict(set)
+"""The inputs themselves per stage, to count distinct ones (hypothesis may repeat one)."""
 NAMES = FieldNames(keep=("meta", "year"))
 LIMITS = Limits(max_text_bytes=150_000)
 
@@ -73,100 +94,42 @@ def fuzz_settings(n: int) -> Any:
     )
 
 
+def tally(key: str, inputs: Iterable[Any] = (), n: int | None = None) -> None:
+    """Add ``inputs`` (or ``n``) to ``key``; ``inputs`` also go to ``key``'s distinct set."""
+    items = list(inputs)
+    COUNTS[key] += len(items) if n is None else n
+    if items:
+        DISTINCT[key].update(items)
+
+
+def counts_tree() -> dict[str, Any]:
+    """``COUNTS`` nested on the dots, with ``distinct_<outcome>`` beside each counted set."""
+    flat: dict[str, int] = dict(COUNTS)
+    for key, values in DISTINCT.items():
+        group, _, outcome = key.rpartition(".")
+        flat[f"{group}.distinct_{outcome}"] = len(values)
+    tree: dict[str, Any] = {}
+    for key, value in sorted(flat.items()):
+        *path, leaf = key.split(".")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    line = "fuzz cases: " + ", ".join(f"{k}={v}" for k, v in sorted(COUNTS.items()))
+    flat = {**COUNTS, **{k + " (distinct)": len(v) for k, v in DISTINCT.items()}}
+    line = "fuzz cases: " + ", ".join(f"{k}={v}" for k, v in sorted(flat.items()))
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print("\n" + line)
     target = os.environ.get("FUZZ_COUNTS_FILE")
     if target:
         with open(target, "w", encoding="utf-8") as handle:
-            json.dump(dict(COUNTS, scale=SCALE), handle)
-
-
-# -- strategies ----------------------------------------------------------------------------
-
-SURROGATE = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
-CHARS = st.one_of(
-    st.characters(),  # any Unicode scalar
-    st.characters(max_codepoint=0x1F),  # C0 controls, NUL included
-    st.characters(min_codepoint=0x7F, max_codepoint=0x9F),  # DEL and C1 controls
-    st.sampled_from("\u200b\ufeff\u202e\u0301\ufffd\U0010ffff"),  # invisible, bidi, combining
-)
-WORDS = [w.lower() for d in DOCS for w in d["text"].replace(".", " ").split()]
-SPECIAL = ["", " ", "\t\n", "\x00", "\u200b", "\ufeff", "%", ".", "u.s.", "100%"]
-
-
-def weighted(*options: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
-    """One of ``options``, each drawn with its relative weight."""
-    total = sum(weight for weight, _ in options)
-
-    def pick(roll: int) -> st.SearchStrategy[Any]:
-        for weight, strategy in options:
-            if roll < weight:
-                return strategy
-            roll -= weight
-        raise AssertionError(roll)
-
-    return st.integers(0, total - 1).flatmap(pick)
-
-
-def enormous(min_chars: int, max_chars: int) -> st.SearchStrategy[str]:
-    return st.builds(
-        lambda piece, n: (piece * (n // len(piece) + 1))[:n],
-        st.text(CHARS, min_size=1, max_size=6),
-        st.integers(min_chars, max_chars),
-    )
-
-
-def texts(big: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    plain = st.text(CHARS, max_size=40)
-    words = st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join)
-    lone = st.builds(lambda a, s, b: a + s + b, plain, SURROGATE, plain)
-    # Branches repeat to weight them: enormous texts are rare, because they are slow to encode.
-    # Enormous texts are rare: they are slow to encode.
-    return weighted((30, words), (25, plain), (8, st.sampled_from(SPECIAL)), (5, lone), (1, big))
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(CHARS, max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text("abc", max_size=2), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-WRONG = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.text("ab", max_size=2), st.integers(), max_size=2),
-)
-IDS = weighted(
-    (60, st.text(CHARS, min_size=1, max_size=12)),
-    (15, st.integers(-(10**6), 10**6)),
-    (10, st.sampled_from(["a", "b", "1", "é", "a b", "\x00", "%2E", "_all", " "])),  # duplicates
-    (3, st.sampled_from([10**600, 2**63, -1, 0])),
-    (3, st.text("x", min_size=510, max_size=520)),  # around the 512-byte _id limit
-    (4, st.builds(lambda a, s: a + s, st.text(CHARS, max_size=4), SURROGATE)),
-    (5, WRONG),
-)
-RECORD_TEXTS = texts(enormous(100_000, 160_000))
-
-
-def records(text: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    record = st.fixed_dictionaries(
-        {"_id": IDS, "text": weighted((85, text), (15, WRONG))},
-        optional={
-            "title": weighted((85, text), (15, WRONG)),
-            "meta": JSON_VALUES,
-            "year": st.one_of(st.integers(1900, 2100), JSON_VALUES),
-        },
-    )
-    return weighted((95, record), (5, JSON_VALUES))  # now and then not an object at all
+            json.dump({"scale": SCALE, "counts": counts_tree()}, handle, indent=2)
 
 
 # -- records: validation + encoding (no cluster) ---------------------------------------------
@@ -229,18 +192,19 @@ def check_accounting(batch: list[Any], results: list[Encoded | Failure], vocabul
         features = source["splade"]
         assert all(key in vocabulary.ids for key in features)
         assert all(math.isfinite(v) and v > 0 for v in features.values())
-    COUNTS["records_encoded"] += len(encoded)
-    COUNTS["records_rejected"] += len(batch) - len(encoded)
+    stored = [r.action["_source"] for r in encoded.values()]
+    tally("documents.records.encoded", [(s.get("title") or "", s["text"]) for s in stored])
+    tally("documents.records.rejected_with_reason", n=len(batch) - len(encoded))
 
 
 @fuzz_settings(12)
-@given(batch=st.lists(records(RECORD_TEXTS), min_size=50, max_size=100))
+@given(batch=record_batches(RECORD_TEXTS, 50, 100))
 @example(batch=[{"_id": "a", "text": 10**5000}, {"_id": "b", "text": "x", "meta": [float("nan")]}])
 @example(batch=[{"_id": 10**600, "text": "x"}, {"_id": "c", "text": "x", "meta": {"k": {1: 2}}}])
 def test_every_record_is_encoded_or_rejected_with_a_reason(splade_encoder, batch):
     results = run_producer(batch, SpladeFields(splade_encoder))
+    tally("documents.records.generated", n=len(batch))
     check_accounting(batch, results, splade_encoder.vocabulary)
-    COUNTS["records"] += len(batch)
 
 
 def test_deeply_nested_and_unserialisable_fields_are_rejected(splade_encoder):
@@ -280,14 +244,16 @@ def test_a_jsonl_line_nested_too_deeply_is_rejected_not_raised(tmp_path):
 
 @fuzz_settings(5)
 @given(
-    batch=st.lists(records(texts(enormous(100_000, 110_000))), min_size=20, max_size=40),
+    batch=record_batches(texts(enormous(100_000, 110_000)), 20, 40),
     data=st.data(),
 )
 def test_bulk_accounts_for_every_record_and_stores_them_unchanged(
     cluster, splade_encoder, index_names, tmp_path_factory, batch, data
 ):
-    index = index_names(cluster, f"b{COUNTS['bulk_examples_' + cluster.engine]}")
-    COUNTS["bulk_examples_" + cluster.engine] += 1
+    stage = f"documents.bulk.{cluster.engine}"
+    index = index_names(cluster, f"b{COUNTS[stage + '.batches']}")
+    tally(stage + ".batches", n=1)
+    tally(stage + ".generated", n=len(batch))
     prepare_index(cluster, splade_encoder, index)
     dead = tmp_path_factory.mktemp("dead") / "dead.jsonl"
     chunk = data.draw(st.integers(1, 25), label="chunk_docs")
@@ -325,35 +291,75 @@ def test_bulk_accounts_for_every_record_and_stores_them_unchanged(
             assert source.get("title", "") == (raw.get("title") or "")
             for name in NAMES.keep:
                 assert source.get(name, "absent") == raw.get(name, "absent")
-    COUNTS["bulk_records_" + cluster.engine] += len(batch)
-    COUNTS["bulk_refused_by_engine_" + cluster.engine] += len(refused)
+    tally(stage + ".rejected_with_reason", n=len(expected_input))
+    tally(stage + ".refused_by_engine_with_reason", n=len(refused))
+    tally(stage + ".indexed", [(r.get("title") or "", r["text"]) for r in accepted.values()])
 
 
 # -- queries ------------------------------------------------------------------------------
 
-QUERY_TEXTS = weighted((90, texts(enormous(10_000, 100_000))), (10, WRONG))
+QUERY_BATCH = min(100, examples(10))
+"""Queries per encoder batch: 10 in CI, 100 from scale 10 up (a longer list of unique queries
+overruns hypothesis' per-example budget). The long run, scale 10, encodes 120 batches."""
+VALID_QUERIES = valid_queries()
+INVALID_QUERIES = weighted((4, INVALID_TEXTS), (1, NOT_TEXT))
+"""What the encoders refuse: text with a lone surrogate (``ValueError``), not text
+(``TypeError``). Blank text is encodable; search and rerank refuse it."""
 
 
-@fuzz_settings(10)
-@given(queries=st.lists(texts(enormous(1_000, 100_000)), min_size=100, max_size=100))
-def test_query_encoding_takes_any_text_or_names_the_bad_one(
-    splade_encoder, colbert_encoder, queries
+def check_query_vectors(sparse: list[SparseVector], dense: list[Any], dim: int) -> None:
+    for vector in sparse:
+        assert np.isfinite(vector.weights).all() and (vector.weights > 0).all()
+    for matrix in dense:
+        assert matrix.ndim == 2 and matrix.shape[0] > 0 and matrix.shape[1] == dim
+        assert np.isfinite(matrix).all()
+
+
+@fuzz_settings(12)
+@given(
+    queries=st.lists(VALID_QUERIES, min_size=QUERY_BATCH, max_size=QUERY_BATCH, unique=True),
+    data=st.data(),
+)
+@example(queries=["\x00", "\u200b", "a" * 100_000, " \t x \n", "👩\u200d💻🇫🇷", "u.s."], data=None)
+def test_valid_queries_go_through_both_encoders_in_any_batch(
+    splade_encoder, colbert_encoder, queries, data
 ):
-    has_surrogate = [any(0xD800 <= ord(c) <= 0xDFFF for c in q) for q in queries]
+    tally("queries.encoders.generated", n=len(queries))
+    sparse = splade_encoder.encode_queries(queries).vectors
+    dense = colbert_encoder.encode_queries(queries)
+    assert len(sparse) == len(dense) == len(queries)
+    check_query_vectors(sparse, dense, colbert_encoder.dim)
+    # The encoders sort a batch by length: each query must still get its own vectors.
+    one = data.draw(st.integers(0, len(queries) - 1), label="alone") if data else 0
+    alone = splade_encoder.encode_queries([queries[one]]).vectors[0]
+    assert alone.dot(sparse[one]) == pytest.approx(alone.dot(alone), rel=1e-3, abs=1e-4)
+    np.testing.assert_allclose(
+        colbert_encoder.encode_queries([queries[one]])[0], dense[one], atol=1e-4
+    )
+    tally("queries.encoders.encoded", queries)
+
+
+def first_surrogate(text: str) -> int:
+    return next(i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF)
+
+
+@fuzz_settings(60)
+@given(valid=st.lists(VALID_QUERIES, max_size=4), bad=INVALID_QUERIES, data=st.data())
+def test_an_invalid_query_is_refused_with_an_error_naming_it(
+    splade_encoder, colbert_encoder, valid, bad, data
+):
+    position = data.draw(st.integers(0, len(valid)), label="position")
+    queries = [*valid[:position], bad, *valid[position:]]
+    tally("queries.invalid.generated", n=1)
+    if isinstance(bad, str):
+        error: type[Exception] = ValueError
+        message = rf"query {position} has a lone surrogate .* at character {first_surrogate(bad)}:"
+    else:
+        error, message = TypeError, rf"query {position} is {type(bad).__name__} .*not str"
     for encoder in (splade_encoder, colbert_encoder):
-        if any(has_surrogate):
-            with pytest.raises(ValueError, match=rf"query {has_surrogate.index(True)} has a lone"):
-                encoder.encode_queries(queries)
-            continue
-        out = encoder.encode_queries(queries)
-        vectors = out.vectors if hasattr(out, "vectors") else out
-        assert len(vectors) == len(queries)
-        for vector in vectors:
-            if isinstance(vector, SparseVector):
-                assert np.isfinite(vector.weights).all() and (vector.weights > 0).all()
-            else:
-                assert vector.shape[0] > 0 and np.isfinite(vector).all()
-    COUNTS["queries_encoded"] += len(queries)
+        with pytest.raises(error, match=message):
+            encoder.encode_queries(queries)
+    tally("queries.invalid.rejected_with_error", n=1)
 
 
 @pytest.fixture
@@ -374,31 +380,77 @@ def searcher(cluster, splade_encoder, index_names):
     return Searcher(cluster, splade_encoder, SearchConfig(index=index)), reference
 
 
+REFUSAL = {"search": "encodes to no terms", "bm25": "maxClauseCount"}
+"""The one documented refusal of a valid query per method (SPLADE: every weight pruned;
+BM25: a very long text with more terms than the engine takes)."""
+
+
+def query_key(tagged: tuple[bool, Any]) -> str:
+    return repr(tagged[1])  # distinct queries in one example (hypothesis repeats elements)
+
+
+SEARCH_QUERIES = weighted(
+    (80, st.tuples(st.just(True), VALID_QUERIES)),
+    (20, st.tuples(st.just(False), INVALID_QUERIES | BLANK)),
+)
+
+
+def check_hits(hits: list[Any], vector: SparseVector | None, reference: dict[str, Any]) -> None:
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(h.id in reference and math.isfinite(h.score) for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for hit in hits if vector is not None else []:
+        exact = vector.dot(reference[hit.id])
+        assert hit.score == pytest.approx(exact, rel=1e-3, abs=1e-4)
+
+
+def search_valid(searcher: Searcher, encoder: Any, query: str, reference: dict[str, Any]) -> None:
+    stage = f"queries.search.{searcher.cluster.engine}"
+    tally(stage + ".generated_valid", n=1)
+    for method in ("search", "bm25"):
+        try:
+            hits = getattr(searcher, method)(query, k=5)
+        except ValueError as error:
+            assert REFUSAL[method] in str(error), error
+            tally(f"{stage}.{method}_refused_documented", n=1)
+            continue
+        except ClusterError as error:  # pragma: no cover - the property under test
+            pytest.fail(f"{method}({query!r:.80}) reached the engine and failed: {error}")
+        vector = encoder.encode_queries([query]).vectors[0] if method == "search" else None
+        check_hits(hits, vector, reference)
+        tally(f"{stage}.{method}_answered", [query])
+
+
+def search_invalid(searcher: Searcher, query: Any) -> None:
+    stage = f"queries.search.{searcher.cluster.engine}"
+    tally(stage + ".generated_invalid", n=1)
+    if not isinstance(query, str):
+        reason = "not text"
+    else:
+        reason = "empty" if not query.strip() else "lone surrogate"
+    for method in ("search", "bm25"):
+        with pytest.raises(ValueError, match=reason):
+            getattr(searcher, method)(query, k=5)
+    tally(stage + ".invalid_rejected_with_error", n=1)
+
+
 @fuzz_settings(6)
-@given(queries=st.lists(QUERY_TEXTS, min_size=10, max_size=20))
-@example(queries=["\ud800", "a\udfffb", "x" * 100_000, "\x00", " \t", "", 5, None, ["q"]])
-def test_search_returns_exact_hits_or_a_value_error(searcher, splade_encoder, queries):
+@given(queries=st.lists(SEARCH_QUERIES, min_size=8, max_size=16, unique_by=query_key))
+@example(
+    queries=[
+        *[(False, q) for q in ["\ud800", "a\udfffb", " \t", "", 5, None, ["q"], b"q"]],
+        *[(True, q) for q in ["x" * 100_000, "\x00", "the " * 5_000, "🙂"]],
+    ]
+)
+def test_search_answers_valid_queries_exactly_and_refuses_invalid_ones(
+    searcher, splade_encoder, queries
+):
     searcher, reference = searcher
-    for query in queries:
-        for method in ("search", "bm25"):
-            try:
-                hits = getattr(searcher, method)(query, k=5)
-            except ValueError as error:
-                assert str(error)
-                COUNTS["queries_refused"] += 1
-                continue
-            except ClusterError as error:  # pragma: no cover - the property under test
-                pytest.fail(f"{method}({query!r:.80}) reached the engine and failed: {error}")
-            assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
-            assert all(h.id in reference and math.isfinite(h.score) for h in hits)
-            assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-            if method == "search":
-                vector = splade_encoder.encode_queries([query]).vectors[0]
-                for hit in hits:
-                    exact = vector.dot(reference[hit.id])
-                    assert hit.score == pytest.approx(exact, rel=1e-3, abs=1e-4)
-            COUNTS["queries_answered"] += 1
-    COUNTS["queries_searched_" + searcher.cluster.engine] += len(queries)
+    for valid, query in queries:
+        if valid:
+            search_valid(searcher, splade_encoder, query, reference)
+        else:
+            search_invalid(searcher, query)
 
 
 # -- rerank -------------------------------------------------------------------------------
@@ -471,35 +523,37 @@ def build_hit(kind: str, doc_id: Any, value: Any, good: dict[str, str], bad: dic
 @fuzz_settings(120)
 @given(
     data=st.data(),
-    query=weighted((90, texts(enormous(1_000, 50_000))), (10, WRONG)),
+    tagged=SEARCH_QUERIES,
     on_missing=st.sampled_from(["error", "first_stage"]),
     top_k=st.one_of(st.none(), st.integers(1, 8)),
 )
 def test_rerank_returns_every_hit_once_or_a_documented_error(
-    colbert_encoder, blobs, data, query, on_missing, top_k
+    colbert_encoder, blobs, data, tagged, on_missing, top_k
 ):
+    query_ok, query = tagged
     codec, good, bad = blobs
     kinds = data.draw(st.lists(hit_kinds(bad), max_size=8), label="hits")
     hits = [build_hit(kind, doc_id, value, good, bad) for kind, doc_id, value in kinds]
     reranker = Reranker(colbert_encoder, codec, RerankConfig(top_k=top_k, on_missing=on_missing))
-    COUNTS["rerank_calls"] += 1
-    COUNTS["rerank_hits"] += len(hits)
+    tally("queries.rerank.calls", n=1)
+    tally("queries.rerank.hits", n=len(hits))
     malformed = {"bad score", "bad id", "not a hit"}
-    query_ok = isinstance(query, str) and query.strip() and query.encode("utf-8", "ignore")
-    query_ok = query_ok and not any(0xD800 <= ord(c) <= 0xDFFF for c in query)
+    usable = isinstance(query, str) and query.strip() and query.encode("utf-8", "ignore")
+    assert query_ok == bool(usable and not any(0xD800 <= ord(c) <= 0xDFFF for c in query))
     ids = [d for k, d, _ in kinds if k not in malformed]
     try:
         result = reranker.rerank(query, hits)
     except RerankError as error:
         assert on_missing == "error" and error.unusable and query_ok
-        COUNTS["rerank_refused"] += 1
+        tally("queries.rerank.unusable_hits_refused_with_error", n=1)
         return
     except (ValueError, TypeError) as error:
         assert str(error)
         assert (
             (not query_ok) or any(k in malformed for k, _, _ in kinds) or len(set(ids)) < len(ids)
         ), error
-        COUNTS["rerank_refused"] += 1
+        which = "malformed_hits" if query_ok else "invalid_query"
+        tally(f"queries.rerank.{which}_rejected_with_error", n=1)
         return
     assert query_ok and not any(k in malformed for k, _, _ in kinds) and len(set(ids)) == len(ids)
     assert sorted(h["_id"] for h in result.hits) == sorted(str(i) for i in ids)
@@ -516,7 +570,7 @@ def test_rerank_returns_every_hit_once_or_a_documented_error(
             reference = torch.from_numpy(codec.decode(base64.b64decode(blob)))
             expected = maxsim_reference(q, [reference])[0].item()
             assert hit["_colbert_score"] == pytest.approx(expected, abs=1e-4)
-    COUNTS["rerank_answered"] += 1
+    tally("queries.rerank.answered", [query])
 
 
 def test_a_residual_centroid_beyond_the_codebook_is_reported_per_hit(colbert_encoder):
