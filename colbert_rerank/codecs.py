@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -226,6 +227,39 @@ class Codec:
         centroids = np.frombuffer(payload[: 2 * count], dtype="<u2").astype(np.int64)
         packed = np.frombuffer(payload[2 * count :], dtype=np.uint8).reshape(count, -1)
         codebook.reconstruct_into(centroids, packed, out)
+
+    def decode_many(self, blobs: Sequence[bytes], counts: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Decode blobs already :meth:`check`-ed (with ``counts`` tokens each) into one
+        ``[sum(counts), dim]`` buffer, in one vectorised pass over all of them.
+
+        Raises:
+            ValueError: a blob does not decode (a residual centroid id beyond the codebook);
+                decode one at a time with :meth:`decode_into` to find which.
+        """
+        total = int(sum(counts))
+        out = np.empty((total, self.dim), dtype=np.float32)
+        if not blobs:
+            return out
+        if self.name == "float16":
+            joined = b"".join(memoryview(b)[HEADER_BYTES:] for b in blobs)
+            out[:] = np.frombuffer(joined, dtype="<f2").reshape(total, self.dim)
+            return out
+        heads = b"".join(
+            memoryview(b)[HEADER_BYTES : HEADER_BYTES + 2 * n]
+            for b, n in zip(blobs, counts, strict=True)
+        )
+        rest = b"".join(
+            memoryview(b)[HEADER_BYTES + 2 * n :] for b, n in zip(blobs, counts, strict=True)
+        )
+        if self.name == "int8":
+            scale = np.frombuffer(heads, dtype="<f2").astype(np.float32)
+            values = np.frombuffer(rest, dtype=np.int8).reshape(total, self.dim)
+            np.multiply(values, scale[:, None], out=out)
+            return out
+        centroids = np.frombuffer(heads, dtype="<u2").astype(np.int64)
+        packed = np.frombuffer(rest, dtype=np.uint8).reshape(total, -1)
+        self._codebook().reconstruct_into(centroids, packed, out)
+        return out
 
     def _codebook(self) -> Codebook:
         if self.codebook is None:

@@ -26,8 +26,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from colbert_rerank import onnx_runtime
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.devices import check_device, pick_device
+from colbert_rerank.fast_queries import QueryBackend, QueryPath, check_against, torch_forward
 from colbert_rerank.loading import (
     SAFETENSORS_ONLY,
     check_safe_weights,
@@ -64,6 +66,11 @@ class ColbertConfig:
         query_length / document_length: token limits (``None``: the checkpoint's).
         max_stored_tokens: cap on the document tokens kept per document (the first ones after
             punctuation removal); ``None`` keeps them all. Capped documents are counted.
+        query_backend: how queries are encoded. ``auto``: the direct path on ONNX Runtime when
+            it is installed (the ``fast`` extra) and the model runs on CPU, else on torch;
+            either only for the zero-shot layout, and only once found equal to
+            sentence-transformers' ``encode_query`` on probe texts (otherwise that is used).
+            ``torch`` never uses ONNX Runtime; ``onnx`` requires it (an error otherwise).
     """
 
     model: str = DEFAULT_MODEL
@@ -72,9 +79,12 @@ class ColbertConfig:
     query_length: int | None = None
     document_length: int | None = None
     max_stored_tokens: int | None = None
+    query_backend: QueryBackend = "auto"
 
     def __post_init__(self) -> None:
         check_device(self.device)
+        if self.query_backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"query_backend={self.query_backend!r}: expected auto, torch or onnx.")
         check_positive_ints(self, "batch_size")
         check_positive_ints(
             self, "query_length", "document_length", "max_stored_tokens", optional=True
@@ -197,9 +207,72 @@ class ColbertEncoder:
         self.model.preprocess = _locked(  # type: ignore[method-assign]
             self.model.preprocess, self._tokenizer_lock
         )
+        self._fingerprint: dict[str, str] | None = None
+        self._queries: QueryPath | None = None
+        self._queries = self._query_path()
         probe = self.encode_queries(["dimension probe"])[0]
         self.dim = int(probe.shape[1])
-        self._fingerprint: dict[str, str] | None = None
+
+    @property
+    def query_backend(self) -> str:
+        """What encodes queries: ``onnx``, ``torch`` or ``sentence-transformers``."""
+        return self._queries.backend if self._queries is not None else "sentence-transformers"
+
+    def _query_path(self) -> QueryPath | None:
+        """The direct query path when it applies and matches the reference on probe texts."""
+        wanted = self.config.query_backend
+        backbone: Any = self.model[0]
+        direct = self.zero_shot and getattr(backbone, "query_expansion", None) is None
+        prompts = getattr(self.model, "prompts", None) or {}
+        if not direct or any(prompts.values()):
+            if wanted == "onnx":
+                raise ValueError(
+                    f"query_backend='onnx' is for plain sentence-embedding checkpoints; "
+                    f"{self.config.model!r} has query markers or expansion: use 'auto'."
+                )
+            return None
+        limit: Any = backbone.query_length or self.model.max_seq_length
+        length = int(limit)
+        model = backbone.auto_model
+        if wanted != "torch":
+            onnx = self._onnx_path(model, length)
+            if onnx is not None:
+                return onnx
+        path = QueryPath(
+            self.tokenizer,
+            self._tokenizer_lock,
+            length,
+            torch_forward(model, self.model.device),
+            "torch",
+        )
+        problem = check_against(path, lambda texts: self._encode(texts, "query"), 1e-5)
+        if problem:
+            logger.warning("Direct query path differs (%s): using encode_query.", problem)
+            return None
+        return path
+
+    def _onnx_path(self, model: Any, length: int) -> QueryPath | None:
+        """The ONNX Runtime query path, or ``None`` (under ``auto``) when it cannot be had."""
+        wanted = self.config.query_backend
+        if not onnx_runtime.available() or self.model.device.type != "cpu":
+            if wanted == "onnx":
+                raise ValueError(
+                    "query_backend='onnx' needs onnxruntime and onnx (pip install "
+                    "'splade-es[fast]') and a model on CPU: install them or use 'auto'."
+                )
+            return None
+        key = f"colbert-hidden-{self.fingerprint()['weights_sha256'][:16]}"
+        forward = onnx_runtime.OnnxForward(onnx_runtime.HiddenStates(model), key)
+        path = QueryPath(self.tokenizer, self._tokenizer_lock, length, forward, "onnx")
+        problem = check_against(
+            path, lambda texts: self._encode(texts, "query"), onnx_runtime.TOLERANCE
+        )
+        if not problem:
+            return path
+        if wanted == "onnx":
+            raise ValueError(f"ONNX Runtime's query outputs differ from torch's: {problem}.")
+        logger.warning("ONNX Runtime query path differs (%s): using torch.", problem)
+        return None
 
     @property
     def document_length(self) -> int:
@@ -257,6 +330,13 @@ class ColbertEncoder:
     ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
         if not texts:
             return []
+        if task == "query" and self._queries is not None:
+            step = self.config.batch_size
+            return [
+                row
+                for i in range(0, len(texts), step)
+                for row in self._queries(texts[i : i + step])
+            ]
         method = self.model.encode_query if task == "query" else self.model.encode_document
         outputs: Any = method(
             texts, batch_size=self.config.batch_size, output_value=None, show_progress_bar=False

@@ -1,6 +1,9 @@
 """The official client of each engine, configured from a :class:`ClusterConfig` (auth, TLS,
 timeouts). Only :mod:`splade_es.cluster.connection` calls these; they import their client
 library when called.
+
+With ``orjson`` installed (the ``fast`` extra), answers are decoded by it: a reranked search
+returns megabytes of JSON, which it reads about twice as fast as the standard library.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ def elasticsearch_client(config: ClusterConfig) -> Any:
         kwargs["basic_auth"] = (config.username, config.password)
     if not config.verify_certs:
         kwargs["ssl_show_warn"] = False
+    if has_orjson():
+        from elasticsearch.serializer import OrjsonSerializer
+
+        kwargs["serializer"] = OrjsonSerializer()
     return Elasticsearch(config.url, **kwargs)
 
 
@@ -54,4 +61,31 @@ def opensearch_client(config: ClusterConfig) -> Any:
         kwargs["http_auth"] = (config.username, config.password)
     if config.api_key is not None:
         kwargs["headers"] = {"Authorization": f"ApiKey {config.api_key}"}
+    if has_orjson():
+        kwargs["serializer"] = _orjson_reader()
     return OpenSearch(hosts=[config.url], **kwargs)
+
+
+def has_orjson() -> bool:
+    """Whether ``orjson`` can be imported."""
+    try:
+        import orjson  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _orjson_reader() -> Any:
+    """opensearch-py's JSON serializer, reading answers with orjson (writing as before)."""
+    import orjson
+    from opensearchpy.exceptions import SerializationError
+    from opensearchpy.serializer import JSONSerializer
+
+    class OrjsonReader(JSONSerializer):
+        def loads(self, s: str) -> Any:
+            try:
+                return orjson.loads(s)
+            except orjson.JSONDecodeError as error:
+                raise SerializationError(s, error) from error
+
+    return OrjsonReader()

@@ -25,6 +25,7 @@ import torch
 
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.devices import check_device, pick_device
+from colbert_rerank.fast_queries import PROBES
 from colbert_rerank.loading import (
     SAFETENSORS_ONLY,
     check_safe_weights,
@@ -32,7 +33,9 @@ from colbert_rerank.loading import (
     resolve_packaged_model,
     weights_sha256,
 )
+from colbert_rerank.onnx_runtime import TOLERANCE, available
 from splade_es.encoding.features import FeatureVocabulary, Pruning, SparseVector, prune
+from splade_es.encoding.query_onnx import onnx_query_weights
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,10 @@ class EncoderConfig:
         document_pruning / query_pruning: named pruning policies.
         head_chunk_tokens: tokens sent through the MLM head at once (memory bound:
             ``head_chunk_tokens x vocab`` floats).
+        query_backend: ``auto`` runs queries on ONNX Runtime when it is installed (the
+            ``fast`` extra), the model is on CPU in float32 and the fast path applies, and only
+            once its weights match the torch path's on probe queries; ``torch`` never does;
+            ``onnx`` requires it.
     """
 
     model: str = "splade-tiny"
@@ -68,6 +75,7 @@ class EncoderConfig:
     document_pruning: Pruning = field(default_factory=Pruning)
     query_pruning: Pruning = field(default_factory=Pruning)
     head_chunk_tokens: int = 1024
+    query_backend: Literal["auto", "torch", "onnx"] = "auto"
 
     def __post_init__(self) -> None:
         check_positive_ints(
@@ -78,6 +86,8 @@ class EncoderConfig:
             raise ValueError(f"dtype={self.dtype!r}: expected float32, float16 or bfloat16.")
         if self.pooling not in (None, "max", "sum"):
             raise ValueError(f"pooling={self.pooling!r}: expected max, sum or None.")
+        if self.query_backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"query_backend={self.query_backend!r}: expected auto, torch or onnx.")
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,41 @@ class SpladeEncoder:
             tokens[index] = token
         self.vocabulary = FeatureVocabulary(tokens)
         self._fingerprint: dict[str, str] | None = None
+        self._query_weights = self._onnx_queries()
+
+    @property
+    def query_backend(self) -> str:
+        """What computes query weights: ``onnx``, ``torch`` or ``sentence-transformers``."""
+        if self._head is None:
+            return "sentence-transformers"
+        return "onnx" if self._query_weights is not None else "torch"
+
+    def _onnx_queries(self) -> Callable[[list[list[int]]], torch.Tensor] | None:
+        """Query weights on ONNX Runtime, when wanted, possible and equal to the torch path's."""
+        wanted = self.config.query_backend
+        head = self._head
+        usable = head is not None and self.device.type == "cpu" and self._dtype == torch.float32
+        if head is None or wanted == "torch" or not (usable and available()):
+            if wanted == "onnx":
+                raise ValueError(
+                    "query_backend='onnx' needs onnxruntime and onnx (pip install "
+                    "'splade-es[fast]'), a float32 model on CPU and an MLM checkpoint: "
+                    "install them or use 'auto'."
+                )
+            return None
+        pad = self._tokenizer.pad_token_id or 0
+        key = self.fingerprint()["weights_sha256"]
+        weights = onnx_query_weights(self._mlm, head, self.pooling, key, pad)
+        length = self.config.query_max_length
+        with self._tokenizer_lock:
+            probes = self._tokenizer(list(PROBES), truncation=True, max_length=length)["input_ids"]
+        gap = float((weights(probes) - self._pooled(probes)).abs().max())
+        if gap <= TOLERANCE:
+            return weights
+        if wanted == "onnx":
+            raise ValueError(f"ONNX Runtime's query weights differ from torch's by {gap:.2e}.")
+        logger.warning("ONNX Runtime query weights differ by %.2e: using torch.", gap)
+        return None
 
     def _fast_parts(self) -> tuple[Any | None, Pooling]:
         """The HF MLM model (when the checkpoint is MLM + SpladePooling) and the pooling."""
@@ -256,9 +301,10 @@ class SpladeEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))  # less padding
         vectors: list[SparseVector | None] = [None] * len(texts)
         pruned = [0] * len(texts)
+        pooling = self._query_weights if kind == "query" and self._query_weights else self._pooled
         for start in range(0, len(order), self.config.batch_size):
             chunk = order[start : start + self.config.batch_size]
-            pooled = self._pooled([ids[i] for i in chunk])
+            pooled = pooling([ids[i] for i in chunk])
             for i, (term_ids, weights) in zip(chunk, _rows(pooled), strict=True):
                 vectors[i], pruned[i] = prune(term_ids, weights, pruning)
         return EncodedBatch([v for v in vectors if v is not None], truncated, pruned)
