@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from colbert_rerank.fusion import fuse as fuse
     from colbert_rerank.maxsim import PackedDocuments as PackedDocuments
     from colbert_rerank.maxsim import maxsim as maxsim
+    from colbert_rerank.pooling import pool_tokens as pool_tokens
+    from colbert_rerank.pooling import pooled_labels as pooled_labels
     from colbert_rerank.rerank import RerankConfig as RerankConfig
     from colbert_rerank.rerank import Reranker as Reranker
     from colbert_rerank.rerank import RerankError as RerankError

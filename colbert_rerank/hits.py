@@ -22,6 +22,7 @@ from colbert_rerank.codecs import Codec, CodecError
 __all__ = [
     "HitLike",
     "check_index",
+    "hit_value",
     "normalise_hit",
     "normalise_hits",
     "reranked_hits",
@@ -82,6 +83,24 @@ def check_index(records: Sequence[Mapping[str, Any]], index: str) -> None:
             f"reranker reads ({shown}): rerank each index's hits with a reranker of that index "
             "(open_reranker(cluster, <that index>, encoder))."
         )
+
+
+def hit_value(hit: Mapping[str, Any], field: str) -> Any:
+    """The stored embeddings of a hit: ``_source[field]``, or the first value of
+    ``fields[field]`` (what ``docvalue_fields`` and ``stored_fields`` return); ``None``.
+
+    Example:
+        >>> hit_value({"_id": "d1", "fields": {"colbert": ["Q1I="]}}, "colbert")
+        'Q1I='
+    """
+    source = hit.get("_source")
+    if isinstance(source, Mapping) and source.get(field) is not None:
+        return source[field]
+    fields = hit.get("fields")
+    values = fields.get(field) if isinstance(fields, Mapping) else None
+    if isinstance(values, list) and values:
+        return values[0]
+    return None
 
 
 def normalise_hit(hit: HitLike, position: int) -> dict[str, Any]:
@@ -154,8 +173,8 @@ def stored_embeddings(
             raise CodecError(f"array of dtype {value.dtype}, expected float32 embeddings")
         return value, int(value.shape[0])
     if isinstance(value, str):
-        try:
-            value = base64.b64decode(value, validate=True)
+        try:  # OpenSearch returns doc values' base64 without its padding
+            value = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
         except (binascii.Error, ValueError) as error:
             raise CodecError(f"stored value is not base64 ({error})") from error
     if not isinstance(value, bytes | bytearray):

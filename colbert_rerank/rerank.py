@@ -20,18 +20,21 @@ import torch
 
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.codecs import Codec, CodecError
+from colbert_rerank.decoding import decode_hits
 from colbert_rerank.devices import check_device, pick_device
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.fusion import Fusion, fuse
 from colbert_rerank.hits import (
     HitLike,
     check_index,
+    hit_value,
     normalise_hits,
     reranked_hits,
     stored_embeddings,
     unreranked_hits,
 )
 from colbert_rerank.maxsim import PackedDocuments, align, maxsim
+from colbert_rerank.pooling import pool_tokens, pooled_labels
 
 __all__ = [
     "Fetcher",
@@ -133,6 +136,9 @@ class Reranker:
         fetch: called with the ids of hits whose ``_source`` lacks the field.
         index: the concrete index whose embeddings ``fetch`` reads (``open_reranker`` sets
             it): hits whose ``_index`` names another index are refused.
+        pool_factor: the token pooling the documents were stored with (the index
+            ``_meta``'s, see :func:`colbert_rerank.storage.stored_pool_factor`): only
+            :meth:`explain` needs it, to label merged rows.
 
     Safe to share across threads: it keeps no per-call state, the fetch function is called
     from the caller's thread (``mget_fetcher``'s clients are thread-safe), and the encoder
@@ -150,6 +156,7 @@ class Reranker:
         config: RerankConfig | None = None,
         fetch: Fetcher | None = None,
         index: str | None = None,
+        pool_factor: int = 1,
     ) -> None:
         if codec.input_dim != encoder.dim:
             raise ValueError(
@@ -161,6 +168,7 @@ class Reranker:
         self.config = config or RerankConfig()
         self.fetch = fetch
         self.index = index
+        self.pool_factor = pool_factor
         device = self.config.device
         self.device = pick_device(device) if device else encoder.model.device
 
@@ -229,11 +237,11 @@ class Reranker:
         head: Sequence[Mapping[str, Any]],
         embeddings: Mapping[str, bytes | str | np.ndarray] | None,
     ) -> tuple[dict[str, Any], int]:
-        """The stored value of each hit (its ``_source``, then ``embeddings``, then the fetch),
-        and how many hits the fetch returned."""
+        """The stored value of each hit (its ``_source`` or ``fields``, then ``embeddings``,
+        then the fetch), and how many hits the fetch returned."""
         raw: dict[str, Any] = {}
         for record in head:
-            stored = record.get("_source", {}).get(self.config.field)
+            stored = hit_value(record, self.config.field)
             if stored is not None:
                 raw[record["_id"]] = stored
             elif embeddings is not None and record["_id"] in embeddings:
@@ -268,7 +276,7 @@ class Reranker:
             except CodecError as error:
                 unusable[doc_id] = f"stored embeddings unreadable: {error}"
         usable = [record for record in head if record["_id"] in blobs]
-        buffer, usable = self._decoded(usable, blobs, counts, unusable)
+        buffer, usable = decode_hits(self.codec, usable, blobs, counts, unusable)
         if unusable and self.config.on_missing == "error":
             sample = "; ".join(f"{k}: {v}" for k, v in list(unusable.items())[:3])
             raise RerankError(
@@ -311,6 +319,8 @@ class Reranker:
         )
         fresh = self.encoder.encode_documents([document_text])
         labels = self.encoder.tokens(fresh.token_ids[0])
+        if self.pool_factor > 1:  # stored rows are merged tokens: label them as merged
+            labels = pooled_labels(labels, pool_tokens(fresh.embeddings[0], self.pool_factor)[1])
         if len(labels) != vectors.shape[0]:
             raise RerankError(
                 f"The text gives {len(labels)} document tokens but {vectors.shape[0]} are stored: "
@@ -334,46 +344,6 @@ class Reranker:
         ids = outputs[0]["input_ids"][outputs[0]["attention_mask"].bool()].tolist()
         labels = self.encoder.tokens(np.asarray(ids, dtype=np.int64))
         return labels if len(labels) == count else [f"q{i}" for i in range(count)]
-
-    def _decoded(
-        self,
-        usable: list[dict[str, Any]],
-        blobs: Mapping[str, bytes | np.ndarray],
-        counts: Mapping[str, int],
-        unusable: dict[str, str],
-    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """Decode the usable hits into one ``[tokens, dim]`` buffer.
-
-        A hit whose stored value passes the header check but does not decode (a residual
-        centroid id beyond the codebook) or decodes to NaN/infinity is moved to ``unusable``
-        with its reason; the buffer and the list returned hold the remaining hits only.
-        """
-        buffer = np.empty((sum(counts[r["_id"]] for r in usable), self.codec.dim), np.float32)
-        spans: list[tuple[str, int, int]] = []
-        offset = 0
-        for record in usable:
-            doc_id = record["_id"]
-            part = buffer[offset : offset + counts[doc_id]]
-            value = blobs[doc_id]
-            try:
-                if isinstance(value, np.ndarray):
-                    part[:] = value
-                else:
-                    self.codec.decode_into(value, part)
-            except ValueError as error:
-                unusable[doc_id] = f"stored embeddings unreadable: {error}"
-            spans.append((doc_id, offset, offset + counts[doc_id]))
-            offset += counts[doc_id]
-        if not np.isfinite(buffer).all():  # one vectorised pass; per-hit only when it fails
-            for doc_id, start, end in spans:
-                if doc_id not in unusable and not np.isfinite(buffer[start:end]).all():
-                    unusable[doc_id] = "stored embeddings decode to NaN or infinity: corrupted"
-        if not any(doc_id in unusable for doc_id, _, _ in spans):
-            return buffer, usable
-        rows = np.zeros(buffer.shape[0], dtype=bool)
-        for doc_id, start, end in spans:
-            rows[start:end] = doc_id not in unusable
-        return buffer[rows], [r for r in usable if r["_id"] not in unusable]
 
     def _checked(self, value: bytes | str | np.ndarray) -> tuple[bytes | np.ndarray, int]:
         """The stored value as bytes (or an array) and its token count, validated."""

@@ -11,27 +11,35 @@ import base64
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from colbert_rerank import __version__
 from colbert_rerank.codebook import Codebook
 from colbert_rerank.codecs import Codec
 from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.hits import hit_value
+from colbert_rerank.pooling import check_pool_factor, pool_tokens
 from colbert_rerank.projection import Projection
 
 __all__ = [
     "CODEBOOK_ID",
+    "FORMS",
     "META_KEY",
     "EmbeddingFields",
     "StoredBatch",
+    "StoredForm",
     "TextDocument",
     "check_encoder",
+    "check_form",
     "codebook_document",
     "codebook_from_document",
     "codec_for",
+    "fetch_clause",
     "index_meta",
     "mapping_properties",
     "mget_fetcher",
+    "stored_form",
+    "stored_pool_factor",
 ]
 
 META_KEY = "colbert_rerank"
@@ -56,12 +64,18 @@ class StoredBatch:
 class EmbeddingFields:
     """Encodes documents into ``{field: base64 blob}`` for a bulk pipeline.
 
+    With ``pool_factor`` above 1, each document's similar tokens are merged
+    (:func:`~colbert_rerank.pooling.pool_tokens`) before the codec encodes them.
+
     Counters: ``colbert_tokens`` (stored tokens), ``colbert_bytes`` (blob bytes),
     ``colbert_truncated`` (texts longer than the model's document length),
-    ``colbert_capped_docs`` / ``colbert_capped_tokens`` (the ``max_stored_tokens`` policy).
+    ``colbert_capped_docs`` / ``colbert_capped_tokens`` (the ``max_stored_tokens`` policy),
+    and, when pooling, ``colbert_tokens_before_pooling`` (tokens the model gave).
     """
 
-    def __init__(self, encoder: ColbertEncoder, codec: Codec, field: str = "colbert") -> None:
+    def __init__(
+        self, encoder: ColbertEncoder, codec: Codec, field: str = "colbert", pool_factor: int = 1
+    ) -> None:
         if codec.input_dim != encoder.dim:
             raise ValueError(
                 f"codec input dim {codec.input_dim} differs from the encoder's {encoder.dim}."
@@ -69,31 +83,68 @@ class EmbeddingFields:
         self.encoder = encoder
         self.codec = codec
         self.field = field
+        self.pool_factor = check_pool_factor(pool_factor)
 
     def encode(self, documents: Sequence[TextDocument]) -> StoredBatch:
         """The embeddings field of each document (encoded blobs), with token counts."""
         batch = self.encoder.encode_documents([d.encoded_text for d in documents])
-        fields, stored_bytes, tokens = [], 0, 0
-        for vectors in batch.embeddings:
+        fields, stored_bytes, tokens, before = [], 0, 0, 0
+        for embedded in batch.embeddings:
+            before += embedded.shape[0]
+            vectors = pool_tokens(embedded, self.pool_factor)[0]
             blob = self.codec.encode(vectors)
             stored_bytes += len(blob)
             tokens += vectors.shape[0]
             fields.append({self.field: base64.b64encode(blob).decode("ascii")})
-        return StoredBatch(
-            fields,
-            {
-                "colbert_tokens": tokens,
-                "colbert_bytes": stored_bytes,
-                "colbert_truncated": sum(batch.truncated),
-                "colbert_capped_docs": sum(1 for c in batch.capped if c),
-                "colbert_capped_tokens": sum(batch.capped),
-            },
-        )
+        counters = {
+            "colbert_tokens": tokens,
+            "colbert_bytes": stored_bytes,
+            "colbert_truncated": sum(batch.truncated),
+            "colbert_capped_docs": sum(1 for c in batch.capped if c),
+            "colbert_capped_tokens": sum(batch.capped),
+        }
+        if self.pool_factor > 1:
+            counters["colbert_tokens_before_pooling"] = before
+        return StoredBatch(fields, counters)
 
 
-def mapping_properties(field: str = "colbert") -> dict[str, Any]:
-    """Mapping of the embeddings field: stored in ``_source`` only, never indexed."""
-    return {field: {"type": "binary", "doc_values": False}}
+# Where the embeddings are kept, hence how a search returns them: ``source`` (in ``_source``;
+# every hit then costs the engine a parse of the whole stored document), ``doc_values``
+# (binary doc values, left out of ``_source``, returned by ``docvalue_fields``) or ``stored``
+# (a stored field, left out of ``_source``, returned by ``stored_fields``).
+StoredForm = Literal["source", "doc_values", "stored"]
+FORMS: tuple[StoredForm, ...] = ("source", "doc_values", "stored")
+
+
+def check_form(form: str) -> StoredForm:
+    """``form`` if it is one of :data:`FORMS`, else a ValueError naming them."""
+    if form not in FORMS:
+        raise ValueError(f"form={form!r}: expected one of {', '.join(FORMS)}.")
+    return form
+
+
+def mapping_properties(field: str = "colbert", form: StoredForm = "source") -> dict[str, Any]:
+    """Mapping of the embeddings field (never indexed) for the stored ``form``; the other
+    forms also need the field left out of ``_source`` (``mappings._source.excludes``)."""
+    spec: dict[str, Any] = {"type": "binary", "doc_values": check_form(form) == "doc_values"}
+    if form == "stored":
+        spec["store"] = True
+    return {field: spec}
+
+
+def stored_form(meta: Mapping[str, Any]) -> StoredForm:
+    """The form an index's ``_meta.colbert_rerank`` records (``source`` when absent)."""
+    return check_form(str(meta.get("form", "source")))
+
+
+def fetch_clause(field: str, form: StoredForm) -> dict[str, Any]:
+    """What a search body adds to get the embeddings back (``source``: nothing, the caller
+    includes ``field`` in ``_source``); read them with :func:`colbert_rerank.hits.hit_value`."""
+    if form == "doc_values":
+        return {"docvalue_fields": [field]}
+    if form == "stored":
+        return {"stored_fields": [field]}
+    return {}
 
 
 def index_meta(
@@ -101,8 +152,17 @@ def index_meta(
     codec: Codec,
     field: str = "colbert",
     codebook_index: str | None = None,
+    pool_factor: int = 1,
+    form: StoredForm = "source",
 ) -> dict[str, Any]:
-    """The ``_meta.colbert_rerank`` record: model, codec, dim, codebook."""
+    """The ``_meta.colbert_rerank`` record: model, codec, dim, codebook, pooling, form.
+
+    ``form`` is recorded only when it is not ``source``, for the same reason.
+
+    ``pool_factor`` is recorded only above 1, so the record of an index that stores every
+    token is the same as before pooling existed (and such indices are reused as they are);
+    read it back with :func:`stored_pool_factor`.
+    """
     meta: dict[str, Any] = {
         "format": 1,
         "package_version": __version__,
@@ -122,7 +182,34 @@ def index_meta(
         meta["projection_sha256"] = codec.projection.sha256
     if codec.codebook is not None or codec.projection is not None:
         meta["codebook_index"] = codebook_index
+    if check_pool_factor(pool_factor) > 1:
+        meta["pool_factor"] = pool_factor
+    if check_form(form) != "source":
+        meta["form"] = form
     return meta
+
+
+def stored_pool_factor(meta: Mapping[str, Any]) -> int:
+    """The pool factor an index's ``_meta.colbert_rerank`` records (1 when absent: indices
+    written before pooling, or without it, store every token).
+
+    With a factor above 1 the stored rows are merged tokens, so they no longer line up with
+    the tokenizer's pieces one to one.
+
+    Raises:
+        ValueError: the recorded value is not a positive integer.
+
+    Example:
+        >>> stored_pool_factor({}), stored_pool_factor({"pool_factor": 2})
+        (1, 2)
+    """
+    value = meta.get("pool_factor", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"_meta.{META_KEY}.pool_factor={value!r}: expected a positive integer; the index "
+            "metadata was edited by hand, re-create the index."
+        )
+    return value
 
 
 def codebook_document(codebook: Codebook | None, projection: Projection | None) -> dict[str, Any]:
@@ -204,19 +291,21 @@ def check_encoder(meta: Mapping[str, Any], encoder: ColbertEncoder) -> list[str]
 
 
 def mget_fetcher(
-    client: Any, index: str, field: str = "colbert"
+    client: Any, index: str, field: str = "colbert", form: StoredForm = "source"
 ) -> Callable[[Sequence[str]], dict[str, str]]:
     """A fetch function for :class:`~colbert_rerank.rerank.Reranker` over an official client.
 
     One call serves both clients, so nothing here depends on the engine: elasticsearch-py
     (8/9) accepts ``body=`` (its ``ids`` body field) and the ``_source_includes`` alias of
     ``source_includes``, and opensearch-py takes ``body=`` and ``_source_includes`` as a query
-    parameter. Neither warns.
+    parameter. Neither warns. ``_mget`` is real time; the ``doc_values`` form is read with a
+    search, which sees documents once the index has refreshed.
 
     Args:
         client: an ``elasticsearch.Elasticsearch`` or ``opensearchpy.OpenSearch`` client.
         index: the index holding the embeddings.
-        field: the embeddings field (a top-level ``_source`` field).
+        field: the embeddings field (a top-level field).
+        form: how the index stores them (its ``_meta``: :func:`stored_form`).
 
     Returns:
         ``fetch(ids) -> {id: base64 blob}`` for the ids found with the field.
@@ -224,16 +313,21 @@ def mget_fetcher(
     Example:
         >>> reranker = Reranker(encoder, codec, fetch=mget_fetcher(client, "docs"))
     """
+    check_form(form)
 
     def fetch(ids: Sequence[str]) -> dict[str, str]:
         if not ids:
             return {}
-        response = client.mget(index=index, body={"ids": list(ids)}, _source_includes=field)
-        answer = getattr(response, "body", response)  # elasticsearch-py wraps the body
-        return {
-            doc["_id"]: doc["_source"][field]
-            for doc in answer["docs"]
-            if doc.get("found") and field in doc.get("_source", {})
-        }
+        if form == "doc_values":
+            body = {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "_source": False}
+            response = client.search(index=index, body={**body, **fetch_clause(field, form)})
+            docs = getattr(response, "body", response)["hits"]["hits"]
+        else:
+            options = {"stored_fields": field} if form == "stored" else {"_source_includes": field}
+            response = client.mget(index=index, body={"ids": list(ids)}, **options)
+            answer = getattr(response, "body", response)  # elasticsearch-py wraps the body
+            docs = [doc for doc in answer["docs"] if doc.get("found")]
+        values = {doc["_id"]: hit_value(doc, field) for doc in docs}
+        return {doc_id: value for doc_id, value in values.items() if value is not None}
 
     return fetch

@@ -155,6 +155,10 @@ def test_storage_group_builds_colbert_storage():
     result = CliRunner().invoke(show, ["--codec", "int8", "--bits", "1", "--colbert-dim", "64"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == repr(ColbertStorage(codec="int8", bits=1, dim=64))
+    pooled = CliRunner().invoke(show, ["--colbert-pool-factor", "2"])
+    assert pooled.output.strip() == repr(ColbertStorage(pool_factor=2)), pooled.output
+    refused = CliRunner().invoke(show, ["--colbert-pool-factor", "0"])
+    assert refused.exit_code == 2 and "--colbert-pool-factor" in refused.output
 
 
 def test_model_options_fall_back_to_the_recorded_model():
@@ -177,6 +181,8 @@ def test_rerank_and_colbert_options():
     assert rerank.encoder_config("recorded", None).model == "recorded"
     colbert = ColbertOptions.from_options(True, "m", 12, "float16", 2, 8, None)
     assert colbert.storage == ColbertStorage(codec="float16", sample_documents=8)
+    pooled = ColbertOptions.from_options(True, "m", None, "int8", 2, 8, None, 3)
+    assert pooled.storage == ColbertStorage(codec="int8", sample_documents=8, pool_factor=3)
     assert colbert.encoder_config("cpu").max_stored_tokens == 12
 
 

@@ -37,7 +37,8 @@ def test_rerank_through_the_node_matches_the_in_memory_reference(
     cluster, splade_encoder, colbert_encoder, index_names, codec, dim
 ):
     index = index_names(cluster)
-    storage = ColbertStorage(codec=codec, bits=2, centroids=32, dim=dim)
+    # Every token stored (no pooling): the reference encodes the same rows.
+    storage = ColbertStorage(codec=codec, bits=2, centroids=32, dim=dim, pool_factor=1)
     report, stored_codec = build(cluster, splade_encoder, colbert_encoder, index, storage)
     assert report.indexed == len(DOCS)
     assert report.counters["colbert_tokens"] > 0

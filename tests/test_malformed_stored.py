@@ -13,6 +13,7 @@ from corpus_fixture import DOCS
 from colbert_rerank.codecs import Codec
 from colbert_rerank.rerank import RerankConfig, RerankError
 from splade_es.cli import cli
+from splade_es.cluster.errors import ClusterError
 from splade_es.data.corpus import Document, from_records
 from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
 from splade_es.indexing.bulk import BulkConfig
@@ -45,11 +46,12 @@ def corruptions(good: bytes, dim: int, embeddings: np.ndarray) -> dict[str, tupl
     }
 
 
+@pytest.mark.parametrize("form", ["source", "doc_values"])
 def test_corrupt_embeddings_written_by_someone_else_are_reported_per_hit(
-    cluster, splade_encoder, colbert_encoder, index_names
+    cluster, splade_encoder, colbert_encoder, index_names, form
 ):
     index = index_names(cluster)
-    storage = ColbertStorage(codec="float16")
+    storage = ColbertStorage(codec="float16", form=form)
     config = BuildConfig(BulkConfig(index=index, progress=False))
     built = build_index(
         cluster,
@@ -69,16 +71,24 @@ def test_corrupt_embeddings_written_by_someone_else_are_reported_per_hit(
         cluster.request(
             "PUT", f"/{index}/_doc/{doc_id}", body={"text": COFFEE, "colbert": value, **splade}
         )
-    # The field is kept in _source only (no doc values, not stored), so neither engine decodes
-    # it on write: both accept a value that is not base64, and only the reranker can tell.
-    mapping = cluster.request("GET", f"/{index}/_mapping")[index]["mappings"]["properties"]
-    assert mapping["colbert"] == {"type": "binary"}, mapping["colbert"]
+    mapping = cluster.request("GET", f"/{index}/_mapping")[index]["mappings"]
     not_base64 = {"text": COFFEE, "colbert": "%%% not base64 %%%", **splade}
-    written = cluster.request("PUT", f"/{index}/_doc/not-base64", body=not_base64)
-    assert written["result"] == "created", written
-    stored = cluster.request("GET", f"/{index}/_doc/not-base64")["_source"]["colbert"]
-    assert stored == "%%% not base64 %%%"
-    bad["not-base64"] = (not_base64["colbert"], "not base64")
+    if form == "source":
+        # Kept in _source only (no doc values, not stored): neither engine decodes it on
+        # write, both accept a value that is not base64, and only the reranker can tell.
+        assert mapping["properties"]["colbert"] == {"type": "binary"}, mapping
+        written = cluster.request("PUT", f"/{index}/_doc/not-base64", body=not_base64)
+        assert written["result"] == "created", written
+        stored = cluster.request("GET", f"/{index}/_doc/not-base64")["_source"]["colbert"]
+        assert stored == "%%% not base64 %%%"
+        bad["not-base64"] = (not_base64["colbert"], "not base64")
+    else:
+        # Doc values out of _source: the engine decodes the base64 on write and refuses it.
+        assert mapping["properties"]["colbert"] == {"type": "binary", "doc_values": True}
+        assert mapping["_source"] == {"excludes": ["colbert"]}, mapping["_source"]
+        with pytest.raises(ClusterError) as refused:
+            cluster.request("PUT", f"/{index}/_doc/not-base64", body=not_base64)
+        assert refused.value.status == 400, refused.value
     cluster.request("POST", f"/{index}/_refresh")
 
     searcher = Searcher(cluster, splade_encoder, SearchConfig(index=index, include_embeddings=True))
@@ -102,7 +112,7 @@ def test_corrupt_embeddings_written_by_someone_else_are_reported_per_hit(
     assert caught.value.unusable == result.stats.unusable
     assert all(doc_id in str(caught.value) for doc_id in bad)
 
-    # Hits without _source go through the fetch (mget): the same per-hit reasons.
+    # Hits without their embeddings go through the fetch: the same per-hit reasons.
     bare = [{"_id": h["_id"], "_score": h["_score"]} for h in hits]
     fetched = lenient.rerank("espresso coffee", bare)
     assert fetched.stats.unusable == result.stats.unusable

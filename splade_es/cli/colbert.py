@@ -9,6 +9,7 @@ import click
 from colbert_rerank.codecs import CodecName
 from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig, ColbertEncoder
 from colbert_rerank.fusion import Fusion, FusionMethod
+from colbert_rerank.storage import FORMS, StoredForm
 from splade_es.cli.options import POSITIVE_INT, UNIT_FLOAT, option_group
 from splade_es.indexing.colbert_fields import ColbertStorage
 
@@ -17,17 +18,23 @@ def _bits(_context: click.Context, _param: click.Parameter, value: str) -> int:
     return int(value)
 
 
-# Parameter names are ColbertStorage's fields, so the group builds it directly.
+# Parameter names are ColbertStorage's fields, so the group builds it directly; its defaults
+# are the options' defaults.
+DEFAULT_STORAGE = ColbertStorage()
 STORAGE_OPTIONS = (
     click.option(
         "--codec",
         type=click.Choice(["residual", "int8", "float16"]),
-        default="residual",
+        default=DEFAULT_STORAGE.codec,
         show_default=True,
         help="How ColBERT token embeddings are stored.",
     ),
     click.option(
-        "--bits", type=click.Choice(["1", "2"]), default="2", show_default=True, callback=_bits
+        "--bits",
+        type=click.Choice(["1", "2"]),
+        default=str(DEFAULT_STORAGE.bits),
+        show_default=True,
+        callback=_bits,
     ),
     click.option(
         "--codebook-sample",
@@ -41,13 +48,32 @@ STORAGE_OPTIONS = (
         "--colbert-dim",
         "dim",
         type=POSITIVE_INT,
+        default=DEFAULT_STORAGE.dim,
         help="Store embeddings reduced to this many dims (projection fitted on the sample).",
+    ),
+    click.option(
+        "--colbert-pool-factor",
+        "pool_factor",
+        type=POSITIVE_INT,
+        default=DEFAULT_STORAGE.pool_factor,
+        show_default=True,
+        help="Merge similar document tokens: store ceil(tokens / N) per document (2 about "
+        "halves the storage; 1 stores every token).",
+    ),
+    click.option(
+        "--colbert-form",
+        "form",
+        type=click.Choice(list(FORMS)),
+        default=DEFAULT_STORAGE.form,
+        show_default=True,
+        help="Where the engine keeps the embeddings: doc_values or stored (out of _source: "
+        "searches return them without parsing the document) or source (kept by _reindex).",
     ),
 )
 
 storage_options = option_group("storage", ColbertStorage, *STORAGE_OPTIONS)
-"""How token embeddings are stored: codec, bits, codebook sample, reduced dims; the command
-gets ``storage``, a :class:`ColbertStorage`."""
+"""How token embeddings are stored: codec, bits, codebook sample, reduced dims, token
+pooling; the command gets ``storage``, a :class:`ColbertStorage`."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +102,17 @@ class ColbertOptions:
         bits: int,
         sample_documents: int,
         dim: int | None,
+        pool_factor: int = DEFAULT_STORAGE.pool_factor,
+        form: StoredForm = DEFAULT_STORAGE.form,
     ) -> ColbertOptions:
-        storage = ColbertStorage(codec=codec, bits=bits, sample_documents=sample_documents, dim=dim)
+        storage = ColbertStorage(
+            codec=codec,
+            bits=bits,
+            sample_documents=sample_documents,
+            dim=dim,
+            pool_factor=pool_factor,
+            form=form,
+        )
         return cls(colbert, colbert_model, max_stored_tokens, storage)
 
     def encoder_config(self, device: str | None) -> ColbertConfig:

@@ -190,11 +190,15 @@ class Cluster:
             source["exclude_vectors"] = False
         return source
 
-    def fetch_field(self, index: str, ids: Sequence[str], field: str) -> dict[str, Any]:
-        """One top-level ``_source`` field of each of ``ids``, read with ``_mget``.
+    def fetch_field(
+        self, index: str, ids: Sequence[str], field: str, form: str = "source"
+    ) -> dict[str, Any]:
+        """One top-level field of each of ``ids``: from ``_source`` or a stored field with
+        ``_mget``, or from binary doc values (``form="doc_values"``) with a search.
 
         ``_mget`` is real time: a document is found as soon as it is indexed, before a
-        refresh. Built for fetch functions such as :class:`colbert_rerank.Reranker`'s
+        refresh; a search sees it after the next refresh. Built for fetch functions such as
+        :class:`colbert_rerank.Reranker`'s
         (``lambda ids: cluster.fetch_field(index, ids, "colbert")``). Elasticsearch 9 keeps
         vector fields (``sparse_vector``, ``dense_vector``) out of ``_source``: for those,
         search with :meth:`source_filter`.
@@ -217,14 +221,18 @@ class Cluster:
             raise TypeError(f"ids={ids!r} is a string: pass a list of ids, e.g. [{ids!r}].")
         if not ids:
             return {}
-        answer = self.request(
-            "POST", f"/{index}/_mget", body={"ids": list(ids)}, params={"_source_includes": field}
-        )
-        return {
-            doc["_id"]: doc["_source"][field]
-            for doc in answer["docs"]
-            if doc.get("found") and field in doc.get("_source", {})
-        }
+        if form == "doc_values":
+            body = {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "_source": False}
+            body["docvalue_fields"] = [field]
+            docs = self.request("POST", f"/{index}/_search", body=body)["hits"]["hits"]
+        else:
+            params = {"stored_fields": field} if form == "stored" else {"_source_includes": field}
+            answer = self.request("POST", f"/{index}/_mget", body={"ids": list(ids)}, params=params)
+            docs = [doc for doc in answer["docs"] if doc.get("found")]
+        from colbert_rerank.hits import hit_value  # loads torch: only when fetching embeddings
+
+        values = {doc["_id"]: hit_value(doc, field) for doc in docs}
+        return {doc_id: value for doc_id, value in values.items() if value is not None}
 
     def close(self) -> None:
         """Close the client's connections."""

@@ -49,6 +49,8 @@ class IndexLayout:
         text_fields: stored, BM25-searchable text fields.
         shards / replicas: index settings (``None``: the template's / the cluster's default).
         extra_properties: mappings for kept extra fields (e.g. ``{"year": {"type": "integer"}}``).
+        source_excludes: fields left out of ``_source`` (``mappings._source.excludes``), e.g.
+            token embeddings kept as doc values.
     """
 
     mapping_type: MappingType = "rank_features"
@@ -57,6 +59,7 @@ class IndexLayout:
     shards: int | None = None
     replicas: int | None = None
     extra_properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    source_excludes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mapping_type not in MAPPING_TYPES:
@@ -259,6 +262,10 @@ def index_body(
         if name in properties:
             raise ValueError(_clash(name, layout))
         properties[name] = spec
+    if layout.source_excludes:
+        source = mappings.setdefault("_source", {})
+        excludes = list(source.get("excludes", []))
+        source["excludes"] = excludes + [f for f in layout.source_excludes if f not in excludes]
     mappings["_meta"] = _merged_meta(mappings.get("_meta", {}), meta, extra_meta or {})
     settings = body.setdefault("settings", {})
     for name, value in (

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from colbert_rerank.pooling import check_pool_factor
 from splade_es.data.beir import load_qrels, load_queries
 from splade_es.data.corpus import Document, Limits, Rejected
 from splade_es.data.readers import read_beir
@@ -150,22 +151,31 @@ def _valid(items: Iterable[Document | Rejected]) -> tuple[list[Document], list[R
 
 
 def default_index(
-    dataset: Path, mapping_type: str, tag: str, max_docs: int | None, document_ids: Iterable[str]
+    dataset: Path,
+    mapping_type: str,
+    tag: str,
+    max_docs: int | None,
+    document_ids: Iterable[str],
+    pool_factor: int = 1,
 ) -> str:
-    """The evaluation index's name: dataset, corpus cut, mapping type and model ``tag``.
+    """The evaluation index's name: dataset, corpus cut, mapping type, model ``tag``, pooling.
 
     A cut corpus (``max_docs``) holds the judged documents of the chosen queries plus a sample,
     so its name also carries a short hash of the ids it holds (``document_ids``): another query
     subset (``--max-queries``), split or qrels file gets another index. The full corpus serves
-    any subset, so its name has no hash.
+    any subset, so its name has no hash. Token pooling (``pool_factor`` above 1, for an index
+    that stores ColBERT embeddings) adds ``-pool<N>``; without it the name is unchanged.
 
     Example:
         >>> default_index(Path("SciFact"), "rank_features", "ab12", None, ["1", "2"])
         'eval-scifact-rank-features-ab12'
+        >>> default_index(Path("SciFact"), "rank_features", "ab12", None, [], pool_factor=2)
+        'eval-scifact-rank-features-ab12-pool2'
     """
     name = re.sub(r"[^a-z0-9]+", "-", dataset.name.lower()).strip("-") or "corpus"
     subset = f"-{max_docs}docs-d{id_set_hash(document_ids)}" if max_docs else ""
-    return f"eval-{name}{subset}-{mapping_type.replace('_', '-')}-{tag}"
+    pooled = f"-pool{pool_factor}" if check_pool_factor(pool_factor) > 1 else ""
+    return f"eval-{name}{subset}-{mapping_type.replace('_', '-')}-{tag}{pooled}"
 
 
 def id_set_hash(ids: Iterable[str], length: int = 8) -> str:

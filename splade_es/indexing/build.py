@@ -180,6 +180,7 @@ def prepare(
         extra_properties=properties,
         extra_meta=meta,
         template=config.template,
+        source_excludes=_excluded(colbert),
     )
     if state == "exists":
         _refuse_other_field_types(cluster, index, config.fields)
@@ -188,6 +189,13 @@ def prepare(
         checkpoint = config.checkpoint_dir / f"{index}-{index_uuid(cluster, index)}.tsv"
     copies = replicas(cluster, index)
     return PreparedIndex(index, state, layout, embeddings, checkpoint, copies), encoders, stream
+
+
+def _excluded(colbert: ColbertIndexing | None) -> tuple[str, ...]:
+    """The embeddings field when it is kept outside ``_source`` (doc values, stored field)."""
+    if colbert is None or colbert.storage.form == "source":
+        return ()
+    return (colbert.storage.field,)
 
 
 def _refuse_before_fitting(

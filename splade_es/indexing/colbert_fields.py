@@ -20,9 +20,17 @@ from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.codebook import fit_codebook
 from colbert_rerank.codecs import Codec, CodecName
 from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.pooling import pool_tokens
 from colbert_rerank.progress import progress_bar
 from colbert_rerank.projection import fit_projection
-from colbert_rerank.storage import META_KEY, EmbeddingFields, index_meta, mapping_properties
+from colbert_rerank.storage import (
+    META_KEY,
+    EmbeddingFields,
+    StoredForm,
+    check_form,
+    index_meta,
+    mapping_properties,
+)
 from splade_es.cluster.companion import codebook_index_name, existing_fit, store_fit
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.names import check_index_name
@@ -44,6 +52,15 @@ class ColbertStorage:
         seed: codebook fitting seed.
         dim: reduce embeddings to this many dimensions before storing them (a projection
             fitted on the same sample); ``None`` stores the model's dimension.
+        pool_factor: merge each document's similar tokens into ``ceil(tokens / factor)``
+            stored rows (hierarchical clustering); 1 stores every token. The codebook and
+            projection are fitted on pooled samples, as stored. 2 by default: it halves the
+            stored bytes for a small loss (BENCHMARKS.md, "ColBERT storage").
+        form: where the engine keeps them: ``doc_values`` (binary doc values, left out of
+            ``_source``: a search returns them without parsing the stored document),
+            ``stored`` (a stored field, likewise) or ``source`` (inside ``_source``, as
+            before 0.2: kept by ``_reindex``, but every hit costs a parse of the whole
+            document).
     """
 
     codec: CodecName = "residual"
@@ -53,13 +70,16 @@ class ColbertStorage:
     field: str = "colbert"
     seed: int = 0
     dim: int | None = None
+    pool_factor: int = 2
+    form: StoredForm = "doc_values"
 
     def __post_init__(self) -> None:
+        check_form(self.form)
         if self.codec not in ("residual", "int8", "float16"):
             raise ValueError(f"codec={self.codec!r}: expected residual, int8 or float16.")
         if self.bits not in (1, 2, 4, 8):
             raise ValueError(f"bits={self.bits!r}: expected 1, 2, 4 or 8.")
-        check_positive_ints(self, "sample_documents")
+        check_positive_ints(self, "sample_documents", "pool_factor")
         check_positive_ints(self, "dim", "centroids", optional=True)
 
     @property
@@ -105,7 +125,7 @@ def prepare_embeddings(
     if storage.needs_fit and codebook is None and projection is None:
         if not sample:
             raise ValueError("No valid document to fit the ColBERT codebook/projection on.")
-        stacked = _sample_embeddings(encoder, sample, progress)
+        stacked = _sample_embeddings(encoder, sample, storage.pool_factor, progress)
         if storage.dim is not None and storage.dim < encoder.dim:
             projection = fit_projection(stacked, storage.dim)
             stacked = projection.apply(stacked)
@@ -123,17 +143,24 @@ def prepare_embeddings(
             store_fit(cluster, book_index, codebook, projection)
     dim = projection.output_dim if projection is not None else encoder.dim
     codec = Codec(storage.codec, dim, codebook, projection)
-    fields = EmbeddingFields(encoder, codec, storage.field)
+    fields = EmbeddingFields(encoder, codec, storage.field, storage.pool_factor)
     fitted = codebook is not None or projection is not None
-    meta = index_meta(encoder, codec, storage.field, book_index if fitted else None)
-    return fields, mapping_properties(storage.field), {META_KEY: meta}
+    meta = index_meta(
+        encoder,
+        codec,
+        storage.field,
+        book_index if fitted else None,
+        storage.pool_factor,
+        storage.form,
+    )
+    return fields, mapping_properties(storage.field, storage.form), {META_KEY: meta}
 
 
 def _sample_embeddings(
-    encoder: ColbertEncoder, sample: list[Document], progress: bool
+    encoder: ColbertEncoder, sample: list[Document], pool_factor: int, progress: bool
 ) -> np.ndarray:
-    """The token embeddings of ``sample``, stacked ``[tokens, dim]``, encoded batch by batch
-    under a bar that says what is happening."""
+    """The token embeddings of ``sample``, pooled as they will be stored, stacked
+    ``[tokens, dim]``, encoded batch by batch under a bar that says what is happening."""
     step = encoder.config.batch_size
     parts: list[np.ndarray] = []
     with progress_bar(
@@ -142,6 +169,6 @@ def _sample_embeddings(
         for start in range(0, len(sample), step):
             batch = sample[start : start + step]
             vectors = encoder.encode_documents([d.encoded_text for d in batch]).embeddings
-            parts.extend(v for v in vectors if v.shape[0])
+            parts.extend(pool_tokens(v, pool_factor)[0] for v in vectors if v.shape[0])
             bar.update(len(batch))
     return np.concatenate(parts, axis=0)

@@ -52,14 +52,15 @@ def prepare_index(
     extra_meta: Mapping[str, Any] | None = None,
     *,
     template: Mapping[str, Any] | None = None,
+    source_excludes: tuple[str, ...] = (),
 ) -> tuple[IndexLayout, Literal["created", "exists"]]:
     """Create the SPLADE index for ``encoder`` (or accept an identical existing one).
 
     ``extra_properties``/``extra_meta`` add fields and ``_meta`` blocks (stored token
-    embeddings use them). ``template`` is a user index template (``load_template``) whose
-    settings, analyzers and fields are kept; ``None`` uses the packaged
-    ``mappings/index.json``. An existing index is accepted on its ``_meta`` alone: a changed
-    template does not alter or reject it.
+    embeddings use them; ``source_excludes`` leaves fields out of ``_source``).
+    ``template`` is a user index template (``load_template``) whose settings, analyzers and
+    fields are kept; ``None`` uses the packaged ``mappings/index.json``. An existing index is
+    accepted on its ``_meta`` alone: a changed template does not alter or reject it.
 
     Raises:
         ValueError: the template clashes with a field or ``_meta`` block the package adds.
@@ -76,6 +77,7 @@ def prepare_index(
         shards=shards,
         replicas=replicas,
         extra_properties=dict(extra_properties or {}),
+        source_excludes=source_excludes,
     )
     body = index_body(layout, encoder_meta(encoder, layout), extra_meta, template)
     state = ensure_index(cluster, index, body)

@@ -11,7 +11,13 @@ from typing import Any
 
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.rerank import RerankConfig, Reranker
-from colbert_rerank.storage import META_KEY, check_encoder, codec_for
+from colbert_rerank.storage import (
+    META_KEY,
+    check_encoder,
+    codec_for,
+    stored_form,
+    stored_pool_factor,
+)
 from splade_es.cluster.admin import require_index
 from splade_es.cluster.companion import load_fit
 from splade_es.cluster.connection import Cluster
@@ -61,9 +67,10 @@ def open_reranker(
     if meta.get("codebook_index"):
         codebook, projection = load_fit(cluster, meta)
     chosen = config or RerankConfig(field=meta["field"])
-    field = meta["field"]
+    field, form = meta["field"], stored_form(meta)
 
     def fetch(ids: Sequence[str]) -> dict[str, Any]:
-        return cluster.fetch_field(info.name, ids, field)
+        return cluster.fetch_field(info.name, ids, field, form)
 
-    return Reranker(encoder, codec_for(meta, codebook, projection), chosen, fetch, info.name)
+    codec = codec_for(meta, codebook, projection)
+    return Reranker(encoder, codec, chosen, fetch, info.name, stored_pool_factor(meta))
