@@ -84,8 +84,10 @@ def eval_command(
 ) -> None:
     """Index (or reuse) a BEIR corpus, run the stages, write report.json/.md/.png.
 
-    Stages: bm25, splade, splade+colbert, bm25+colbert (the last two rerank the first
-    --rerank-k hits with ColBERT MaxSim over embeddings stored in the index).
+    Stages: bm25, splade, splade+colbert, bm25+colbert, splade-idf, splade-idf+colbert
+    (splade-idf runs no model on the query: its own tokens weighted by IDF in the index; the
+    +colbert stages rerank the first --rerank-k hits with ColBERT MaxSim over embeddings
+    stored in the index).
     """
     config = EvalConfig(
         dataset=dataset,

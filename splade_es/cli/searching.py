@@ -30,7 +30,14 @@ from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import encoded_text
 from splade_es.search.pipeline import Mode, Retrieval, search_then_rerank
 from splade_es.search.rerank import missing_embeddings, open_reranker
-from splade_es.search.searcher import Explanation, Hit, SearchConfig, Searcher
+from splade_es.search.searcher import (
+    QUERY_ENCODERS,
+    Explanation,
+    Hit,
+    QueryEncoder,
+    SearchConfig,
+    Searcher,
+)
 
 
 def _searcher(
@@ -84,6 +91,14 @@ _common = stack(
         help="Search even if the index was built with another model (experts only).",
     ),
     click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+    click.option(
+        "--query-encoder",
+        type=click.Choice(QUERY_ENCODERS),
+        default="model",
+        show_default=True,
+        help="model: run the SPLADE model on the query; idf: run none, weight the query's own "
+        "tokens by their IDF in the index (computed once into <index>-splade-idf).",
+    ),
 )
 
 
@@ -119,6 +134,7 @@ def search(
     index: str,
     allow_model_mismatch: bool,
     as_json: bool,
+    query_encoder: QueryEncoder,
     rerank: RerankOptions,
     model: ModelOptions,
     cluster: ClusterOptions,
@@ -137,7 +153,10 @@ def search(
         filters=tuple(_filters(filters)),
     )
     config = SearchConfig(
-        index, allow_model_mismatch=allow_model_mismatch, include_embeddings=with_rerank
+        index,
+        allow_model_mismatch=allow_model_mismatch,
+        include_embeddings=with_rerank,
+        query_encoder=query_encoder,
     )
     connection = open_cluster(cluster)
     try:
@@ -156,10 +175,15 @@ def search(
     rows = [_row(hit, searcher.embeddings_field) for hit in ranking.hits]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
-        return
+    else:
+        _echo_rows(rows, index, filtered=bool(filters))
+
+
+def _echo_rows(rows: list[dict[str, Any]], index: str, filtered: bool) -> None:
+    """The hits as a table (rank, score, id, snippet), or why there are none."""
     if not rows:
-        filtered = " matching the filters" if filters else ""
-        click.echo(f"no hits: no document of {index!r}{filtered} shares a term with the query")
+        where = " matching the filters" if filtered else ""
+        click.echo(f"no hits: no document of {index!r}{where} shares a term with the query")
     for row in rows:
         first = row.get("_first_stage_score")
         extra = f" (first stage {first:.3f})" if isinstance(first, float) else ""
@@ -191,6 +215,7 @@ def explain(
     index: str,
     allow_model_mismatch: bool,
     as_json: bool,
+    query_encoder: QueryEncoder,
     rerank: RerankOptions,
     model: ModelOptions,
     cluster: ClusterOptions,
@@ -199,7 +224,9 @@ def explain(
     (and with --colbert, which document token each query token matched)."""
     connection = open_cluster(cluster)
     try:
-        config = SearchConfig(index, allow_model_mismatch=allow_model_mismatch)
+        config = SearchConfig(
+            index, allow_model_mismatch=allow_model_mismatch, query_encoder=query_encoder
+        )
         searcher = _searcher(connection, model, config, colbert=colbert)
         result = searcher.explain(query, doc_id)
         matches = _alignments(connection, searcher, query, doc_id, rerank, model) if colbert else []

@@ -1,8 +1,12 @@
-"""The ColBERT codebook companion index: ``<index>-colbert-codebook``, one document.
+"""Companion indices of a main index, one document each.
 
-A residual codec's codebook (and an optional dimension-reducing projection) is fitted once
-per index and stored here, created from the packaged ``mappings/codebook.json``. The main
-index's ``_meta.colbert_rerank.codebook_index`` names it; readers load it from there.
+- ``<index>-colbert-codebook``: a residual codec's codebook (and an optional
+  dimension-reducing projection), fitted once per index and stored here, created from the
+  packaged ``mappings/codebook.json``. The main index's ``_meta.colbert_rerank.codebook_index``
+  names it; readers load it from there.
+- ``<index>-splade-idf``: the IDF table of inference-free queries
+  (:mod:`splade_es.search.static_queries` builds and reads the document), created on first
+  need and overwritten when the table is recomputed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,18 @@ from splade_es.cluster.connection import Cluster, ClusterError
 from splade_es.cluster.mapping import packaged_template
 from splade_es.cluster.names import check_index_name
 
-__all__ = ["codebook_index_name", "existing_fit", "load_fit", "store_fit"]
+__all__ = [
+    "codebook_index_name",
+    "existing_fit",
+    "idf_index_body",
+    "idf_index_name",
+    "load_fit",
+    "load_idf_document",
+    "store_fit",
+    "store_idf_document",
+]
+
+IDF_ID = "idf"
 
 
 def codebook_index_name(index: str) -> str:
@@ -119,3 +134,71 @@ def store_fit(
         body=codebook_document(codebook, projection),
         params={"refresh": "true"},
     )
+
+
+def idf_index_name(index: str) -> str:
+    """The companion index that holds the IDF table of ``index``.
+
+    Example:
+        >>> idf_index_name("docs")
+        'docs-splade-idf'
+    """
+    return f"{index}-splade-idf"
+
+
+def idf_index_body(index: str) -> dict[str, Any]:
+    """Settings and mappings of the IDF companion of ``index``: one shard, a replica where
+    a second node can hold it, nothing indexed (the table lives in ``_source``)."""
+    return {
+        "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+        "mappings": {
+            "dynamic": False,
+            "_meta": {"splade_es_idf": {"index": index}},
+            "properties": {"documents": {"type": "long"}},
+        },
+    }
+
+
+def load_idf_document(cluster: Cluster, idf_index: str) -> dict[str, Any] | None:
+    """The stored IDF document of the companion ``idf_index``; ``None`` when the companion
+    index or its document does not exist yet."""
+    check_index_name(idf_index)
+    try:
+        document = cluster.request("GET", f"/{idf_index}/_doc/{IDF_ID}")
+    except ClusterError as error:
+        if error.status == 404:
+            return None
+        raise
+    source: dict[str, Any] | None = document.get("_source") if document.get("found") else None
+    return source
+
+
+def store_idf_document(cluster: Cluster, idf_index: str, document: Mapping[str, Any]) -> None:
+    """Write the IDF ``document`` to the companion ``idf_index``, creating the index first
+    when it does not exist (an existing one is reused and its document replaced).
+
+    Raises:
+        ValueError: ``idf_index`` exists but was not created as an IDF companion.
+    """
+    check_index_name(idf_index)
+    main = idf_index.removesuffix("-splade-idf")
+    try:
+        cluster.request("PUT", f"/{idf_index}", body=idf_index_body(main))
+    except ClusterError as error:
+        if error.error_type != "resource_already_exists_exception":
+            raise
+        _check_idf_companion(cluster, idf_index)
+    cluster.request(
+        "PUT", f"/{idf_index}/_doc/{IDF_ID}", body=dict(document), params={"refresh": "true"}
+    )
+
+
+def _check_idf_companion(cluster: Cluster, idf_index: str) -> None:
+    """Refuse to write into an existing index that splade-es did not create as a companion."""
+    mappings = cluster.request("GET", f"/{idf_index}/_mapping")
+    meta = next(iter(mappings.values())).get("mappings", {}).get("_meta", {})
+    if "splade_es_idf" not in meta:
+        raise ValueError(
+            f"Index {idf_index!r} exists but is not an IDF companion index (no "
+            "_meta.splade_es_idf): rename or delete it, or search with query_encoder='model'."
+        )

@@ -1,9 +1,11 @@
 """``splade-es eval``: index (or reuse) a BEIR corpus in a real node, run stages, score them.
 
-Stages: ``bm25`` (the engine's BM25 over title and text) and ``splade`` (exact dot product on
-the SPLADE field). With ``check_exact`` the same model also ranks the corpus in memory in
-float32 (and at the engine's 9-bit storage precision) to show what the engine returns is the
-exact dot product.
+Stages: ``bm25`` (the engine's BM25 over title and text), ``splade`` (exact dot product on
+the SPLADE field) and ``splade-idf`` (the same, with inference-free queries: the query's own
+tokens weighted by IDF, see :mod:`splade_es.search.static_queries`), each optionally reranked
+by ColBERT (``+colbert``). With ``check_exact`` the same model also ranks the corpus in memory
+in float32 (and at the engine's 9-bit storage precision) to show what the engine returns is
+the exact dot product.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +34,20 @@ from splade_es.evaluation.selection import default_index, id_sample, select
 from splade_es.indexing.build import BuildConfig, BuildResult, ColbertIndexing, build_index
 from splade_es.indexing.bulk import BulkConfig
 from splade_es.indexing.colbert_fields import ColbertStorage
-from splade_es.search.pipeline import Mode, Retrieval, search_then_rerank
+from splade_es.search.pipeline import Mode, Ranking, Retrieval, search_then_rerank
 from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import Hit, SearchConfig, Searcher
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("bm25", "splade", "splade+colbert", "bm25+colbert")
+STAGES = (
+    "bm25",
+    "splade",
+    "splade+colbert",
+    "bm25+colbert",
+    "splade-idf",
+    "splade-idf+colbert",
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class EvalConfig:
         dataset: BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
         split: qrels split.
         stages: stage names, in report order (``bm25``, ``splade``, ``splade+colbert``,
-            ``bm25+colbert``).
+            ``bm25+colbert``, ``splade-idf``, ``splade-idf+colbert``).
         depth: hits retrieved per query (Recall@100 needs 100).
         rerank_k: first-stage hits rescored by ColBERT in the ``+colbert`` stages.
         max_queries: evaluate only the first N judged queries (CI-sized runs).
@@ -112,6 +121,7 @@ def evaluate(
         _model_tag(encoder, colbert, config),
         config.max_docs,
         (document.id for document in chosen.documents),
+        config.storage.pool_factor if config.reranks else 1,
     )
     built = _build(
         cluster, encoder, config, colbert if config.reranks else None, index, chosen.documents
@@ -125,8 +135,7 @@ def evaluate(
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for stage in config.stages:
         timings: dict[str, Any] = {}
-        reranks = stage.endswith("+colbert") and reranker is not None
-        first = (embedded or searcher) if reranks else searcher
+        first = _first_stage(stage, searcher, embedded if reranker else None, result)
         search = _stage_search(stage, first, reranker, config, timings)
         stage_run = _run_stage(stage, search, chosen.queries, config.progress)
         runs[stage] = stage_run.run
@@ -166,6 +175,29 @@ def _reranking(
     return open_reranker(cluster, index, colbert, RerankConfig(field=field)), embedded
 
 
+def _first_stage(
+    stage: str, searcher: Searcher, embedded: Searcher | None, result: dict[str, Any]
+) -> Searcher:
+    """The searcher a stage starts from: the one returning stored embeddings for a reranking
+    stage; for the ``splade-idf`` stages, its IDF-query twin, whose table is loaded (or
+    computed) here, before the stage's clock starts, and described in ``result``."""
+    chosen = (embedded or searcher) if stage.endswith("+colbert") else searcher
+    if not stage.startswith("splade-idf"):
+        return chosen
+    idf = Searcher(chosen.cluster, chosen.encoder, replace(chosen.config, query_encoder="idf"))
+    started = time.perf_counter()
+    table = idf.idf_table()
+    result.setdefault(
+        "idf_table",
+        {
+            "documents": table.documents,
+            "terms": len(table),
+            "load_seconds": round(time.perf_counter() - started, 2),
+        },
+    )
+    return idf
+
+
 def _model_tag(encoder: SpladeEncoder, colbert: ColbertEncoder | None, config: EvalConfig) -> str:
     """A short tag of the models and storage, so that another setup gets another index."""
     tag = encoder.fingerprint()["weights_sha256"][:8]
@@ -175,6 +207,7 @@ def _model_tag(encoder: SpladeEncoder, colbert: ColbertEncoder | None, config: E
             tag += f"{config.storage.bits}"
         if config.storage.dim is not None:
             tag += f"-d{config.storage.dim}"
+        tag += {"source": "", "doc_values": "-dv", "stored": "-sf"}[config.storage.form]
     return tag
 
 
@@ -238,34 +271,55 @@ def _stage_search(
 ) -> Callable[[str], list[Hit]]:
     """One stage as a function of the query text (reranking stages record their timings)."""
     mode: Mode = "bm25" if stage.startswith("bm25") else "splade"
-    if not stage.endswith("+colbert") or reranker is None:
-        plain = Retrieval(k=config.depth, mode=mode)
-        return lambda text: search_then_rerank(searcher, text, plain).hits
-    retrieval = Retrieval(k=config.rerank_k, mode=mode, rerank_k=config.rerank_k)
-    timings.update({"rerank_k": config.rerank_k, "encode_ms": [], "rerank_ms": []})
+    reranks = stage.endswith("+colbert") and reranker is not None
+    depth = config.rerank_k if reranks else config.depth
+    retrieval = Retrieval(k=depth, mode=mode, rerank_k=config.rerank_k)
+    if reranks:
+        timings["rerank_k"] = config.rerank_k
+    parts: dict[str, list[float]] = timings.setdefault("parts", {})
 
     def run(text: str) -> list[Hit]:
-        ranking = search_then_rerank(searcher, text, retrieval, reranker)
-        stats = ranking.rerank
-        if stats is not None:
-            timings["encode_ms"].append(stats.encode_ms)
-            timings["rerank_ms"].append(stats.fetch_ms + stats.decode_ms + stats.maxsim_ms)
+        ranking = search_then_rerank(searcher, text, retrieval, reranker if reranks else None)
+        _record(parts, ranking, mode)
         return ranking.hits
 
     return run
 
 
-def _summarise(extra: dict[str, Any]) -> dict[str, Any]:
-    if not extra:
-        return {}
-    encode = percentiles_ms(extra["encode_ms"])
-    rerank = percentiles_ms(extra["rerank_ms"])
-    return {
-        "rerank_k": extra["rerank_k"],
-        "colbert_query_encode_ms_p50": encode["latency_ms_p50"],
-        "rerank_ms_p50": rerank["latency_ms_p50"],
-        "rerank_ms_p95": rerank["latency_ms_p95"],
+def _record(parts: dict[str, list[float]], ranking: Ranking, mode: Mode) -> None:
+    """Append one query's timed parts (milliseconds) to ``parts``."""
+    measured = {"first_stage": ranking.search_ms - ranking.query_encode_ms}
+    if mode == "splade":
+        measured["splade_query_encode"] = ranking.query_encode_ms
+    stats = ranking.rerank
+    if stats is not None:
+        measured.update(
+            colbert_query_encode=stats.encode_ms,
+            fetch=stats.fetch_ms,
+            decode=stats.decode_ms,
+            scoring=stats.maxsim_ms,
+            rerank=stats.fetch_ms + stats.decode_ms + stats.maxsim_ms,
+        )
+    for name, value in measured.items():
+        parts.setdefault(name, []).append(value)
+
+
+def _summarise(timings: dict[str, Any]) -> dict[str, Any]:
+    """The timed parts' p50/p95 (``breakdown_ms``), and the reranking summary fields."""
+    parts: dict[str, list[float]] = timings.get("parts", {})
+    breakdown = {
+        name: {k.removeprefix("latency_ms_"): round(v, 3) for k, v in percentiles_ms(vs).items()}
+        for name, vs in parts.items()
     }
+    out: dict[str, Any] = {"breakdown_ms": breakdown} if breakdown else {}
+    if "rerank_k" in timings:
+        out.update(
+            rerank_k=timings["rerank_k"],
+            colbert_query_encode_ms_p50=breakdown["colbert_query_encode"]["p50"],
+            rerank_ms_p50=breakdown["rerank"]["p50"],
+            rerank_ms_p95=breakdown["rerank"]["p95"],
+        )
+    return out
 
 
 @dataclass(frozen=True)

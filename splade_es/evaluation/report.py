@@ -20,6 +20,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"documents, {report['index_size_bytes'] / 1e6:.1f} MB.",
         "",
         *_data_lines(report.get("data")),
+        *_idf_lines(report.get("idf_table")),
         "| stage | " + " | ".join(METRICS) + " |",
         "|---|" + "---|" * len(METRICS),
     ]
@@ -27,6 +28,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         cells = [_cell(values.get(metric)) for metric in METRICS]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     lines += _stage_notes(report["stages"])
+    lines += _breakdown_lines(report["stages"])
     parity = report.get("parity")
     if parity:
         lines += [
@@ -59,6 +61,18 @@ def _data_lines(data: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _idf_lines(table: Mapping[str, Any] | None) -> list[str]:
+    """The IDF table the ``splade-idf`` stages used (none when no such stage ran)."""
+    if not table:
+        return []
+    return [
+        f"`splade-idf` queries: the query's own tokens weighted by IDF over {table['terms']} "
+        f"terms of {table['documents']} documents (table loaded or computed in "
+        f"{table['load_seconds']} s, outside the latencies).",
+        "",
+    ]
+
+
 def _stage_notes(stages: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """A sentence per stage whose judged queries found nothing (they score 0)."""
     notes = [
@@ -68,6 +82,43 @@ def _stage_notes(stages: Mapping[str, Mapping[str, Any]]) -> list[str]:
         if values.get("queries_without_hits")
     ]
     return ["", *notes] if notes else []
+
+
+PARTS = (
+    "splade_query_encode",
+    "first_stage",
+    "colbert_query_encode",
+    "fetch",
+    "decode",
+    "scoring",
+)
+
+
+def _breakdown_lines(stages: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Where each stage's time goes, p50 / p95 in ms (none for an older report)."""
+    rows = {
+        stage: values["breakdown_ms"]
+        for stage, values in stages.items()
+        if "breakdown_ms" in values
+    }
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Where the time goes, p50 / p95 ms per query (`first_stage`: the engine's answer as "
+        "the client gets it, with the stored embeddings for a `+colbert` stage; `fetch`: a "
+        "second request for embeddings the hits lacked; `scoring`: MaxSim):",
+        "",
+        "| stage | " + " | ".join(PARTS) + " |",
+        "|---|" + "---|" * len(PARTS),
+    ]
+    for stage, parts in rows.items():
+        cells = [
+            f"{parts[name]['p50']:.2f} / {parts[name]['p95']:.2f}" if name in parts else ""
+            for name in PARTS
+        ]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(report: Mapping[str, Any], path: Path) -> None:

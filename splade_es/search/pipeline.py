@@ -61,11 +61,14 @@ class Ranking:
             reranked); ``score`` is the final (fused) score.
         search_ms: the first stage, client side (encoding the query and the engine's answer).
         rerank: the reranker's counts and timings; ``None`` without a reranker.
+        query_encode_ms: the part of ``search_ms`` spent making the SPLADE query weights
+            (``splade`` mode; 0 for the others, whose encoding is not timed apart).
     """
 
     hits: list[Hit]
     search_ms: float
     rerank: RerankStats | None = None
+    query_encode_ms: float = 0.0
 
 
 def first_stage(searcher: Searcher, query: str, retrieval: Retrieval, depth: int) -> list[Hit]:
@@ -115,10 +118,16 @@ def search_then_rerank(
     """
     depth = max(retrieval.k, retrieval.rerank_k) if reranker is not None else retrieval.k
     started = time.perf_counter()
-    hits = first_stage(searcher, query, retrieval, depth)
+    encode_ms = 0.0
+    if retrieval.mode == "splade":  # timed apart: the query encoding and the engine's answer
+        vector = searcher.encode_query(query)
+        encode_ms = (time.perf_counter() - started) * 1000
+        hits = searcher.search_vector(vector, depth, retrieval.filters)
+    else:
+        hits = first_stage(searcher, query, retrieval, depth)
     search_ms = (time.perf_counter() - started) * 1000
     if reranker is None:
-        return Ranking(hits[: retrieval.k], search_ms)
+        return Ranking(hits[: retrieval.k], search_ms, None, encode_ms)
     head, tail = hits[: retrieval.rerank_k], hits[retrieval.rerank_k :]
     result = reranker.rerank(query, [hit.as_dict() for hit in head])
     by_id = {hit.id: hit for hit in head}
@@ -130,7 +139,7 @@ def search_then_rerank(
         replace(hit, rank=rank, first_stage_score=hit.score, first_stage_rank=hit.rank)
         for rank, hit in enumerate(tail, start=len(reranked) + 1)
     ]
-    return Ranking((reranked + rest)[: retrieval.k], search_ms, result.stats)
+    return Ranking((reranked + rest)[: retrieval.k], search_ms, result.stats, encode_ms)
 
 
 def _reranked_hit(first: Hit, reranked: Mapping[str, Any], rank: int) -> Hit:

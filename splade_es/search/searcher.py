@@ -8,13 +8,16 @@ refuses otherwise, unless told to allow a mismatch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from colbert_rerank.fusion import Fusion, fuse
+from colbert_rerank.hits import hit_value
+from colbert_rerank.storage import fetch_clause, stored_form
 from splade_es.cluster.admin import require_index
 from splade_es.cluster.connection import Cluster, ClusterError
 from splade_es.cluster.mapping import IndexLayout, MappingType, encoder_meta, meta_differences
@@ -22,81 +25,15 @@ from splade_es.encoding.content import content_words
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.encoding.features import SparseVector, decode_key, lucene_stored
 from splade_es.search.query import bm25_query, search_body, splade_query, with_filters
+from splade_es.search.results import Explanation as Explanation
+from splade_es.search.results import Hit as Hit
+from splade_es.search.results import TermImpact as TermImpact
+from splade_es.search.static_queries import IdfTable, document_frequencies, load_or_compute
 
 logger = logging.getLogger(__name__)
 RRF = Fusion(method="rrf")
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result.
-
-    Attributes:
-        id: document ``_id``.
-        score: the engine's score (or the fused score for hybrid search).
-        rank: 1-based position.
-        source: the stored fields returned (the SPLADE field is left out by default).
-        index: the concrete index it came from.
-        first_stage_score / first_stage_rank: the first stage's score and rank, set once
-            the hit went through :func:`~splade_es.search.pipeline.search_then_rerank` with
-            a reranker.
-        colbert_score: its MaxSim score (``None``: not reranked).
-    """
-
-    id: str
-    score: float
-    rank: int
-    source: Mapping[str, Any]
-    index: str
-    first_stage_score: float | None = None
-    first_stage_rank: int | None = None
-    colbert_score: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The hit in the shape the official clients return (``_id``, ``_score``...), with
-        ``_first_stage_score`` and ``_colbert_score`` once it was reranked."""
-        out = {"_index": self.index, "_id": self.id, "_score": self.score, "_source": self.source}
-        if self.first_stage_rank is not None:
-            out["_first_stage_score"] = self.first_stage_score
-            out["_colbert_score"] = self.colbert_score
-        return out
-
-
-@dataclass(frozen=True)
-class TermImpact:
-    """One shared term: its contribution to the score is ``query_weight * doc_weight``."""
-
-    token: str
-    query_weight: float
-    doc_weight: float
-
-    @property
-    def contribution(self) -> float:
-        return self.query_weight * self.doc_weight
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Why a document scored what it did.
-
-    Attributes:
-        id: the document.
-        score: sum of the contributions (what the engine computes, up to float rounding).
-        impacts: shared terms, largest contribution first.
-        query_expansion: query terms that are not tokens of the query text itself.
-        query_terms: the number of query terms.
-        foreign_terms: stored entries of the document's SPLADE field that this model did not
-            write (``{raw key: raw value}``: another model or tool, a non-canonical escape,
-            a value that is not a positive number). They match no query key of this model,
-            so they add nothing to ``score``; they are listed, never dropped silently.
-    """
-
-    id: str
-    score: float
-    impacts: list[TermImpact]
-    query_expansion: list[str]
-    query_terms: int
-    foreign_terms: dict[str, Any] = field(default_factory=dict)
+QueryEncoder = Literal["model", "idf"]
+QUERY_ENCODERS: tuple[QueryEncoder, ...] = ("model", "idf")
 
 
 @dataclass(frozen=True)
@@ -108,20 +45,34 @@ class SearchConfig:
         source_includes: stored fields to return (``None``: all but the SPLADE field).
         allow_model_mismatch: search even if the index was built with another model
             (experts only: scores are then meaningless unless the vocabularies agree).
-        include_embeddings: return the stored ColBERT token embeddings in ``_source`` (for
-            reranking); left out otherwise.
+        include_embeddings: return the stored ColBERT token embeddings with each hit, in its
+            ``source`` under the embeddings field (for reranking; read from ``_source``, doc
+            values or a stored field, as the index keeps them); left out otherwise.
+        query_encoder: ``model`` runs the SPLADE model on the query; ``idf`` runs none (the
+            "doc-only" mode): the query's own tokens weighted by their IDF in the index
+            (see :mod:`splade_es.search.static_queries`).
     """
 
     index: str
     source_includes: Sequence[str] | None = None
     allow_model_mismatch: bool = False
     include_embeddings: bool = False
+    query_encoder: QueryEncoder = "model"
+
+    def __post_init__(self) -> None:
+        if self.query_encoder not in QUERY_ENCODERS:
+            raise ValueError(
+                f"query_encoder={self.query_encoder!r}: expected 'model' (run the SPLADE model "
+                "on the query) or 'idf' (the query's own tokens weighted by IDF, no model)."
+            )
 
 
 class Searcher:
     """SPLADE (and BM25, hybrid) search over an index built by splade-es.
 
-    Safe to share across threads: it keeps no per-call state, the official clients pool their
+    Safe to share across threads: it keeps no per-call state (the IDF table of
+    ``query_encoder="idf"`` is loaded once, under a lock, and only read after), the official
+    clients pool their
     connections (10 per node by default, so more concurrent callers wait for one), and the
     encoder serialises only tokenisation (see :class:`~splade_es.encoding.encoder.SpladeEncoder`).
     ``benchmarks/load.py`` runs 8 threads on one Searcher and one Reranker.
@@ -141,6 +92,9 @@ class Searcher:
         self.cluster = cluster
         self.encoder = encoder
         self.config = config
+        self.concrete_index = info.name  # an alias's own index: it has its own IDF table
+        self._idf: IdfTable | None = None
+        self._idf_lock = threading.Lock()
         self.field: str = info.meta["field"]
         self.text_fields: list[str] = list(info.meta.get("text_fields", ["title", "text"]))
         mapping_type = info.mapping_type
@@ -168,12 +122,15 @@ class Searcher:
         colbert = info.all_meta.get("colbert_rerank", {})
         self.embeddings_field: str | None = colbert.get("field")
         self.colbert_model: str | None = colbert.get("model")
+        self.embeddings_form = stored_form(colbert)
 
     # -- searching ----------------------------------------------------------------------------
 
     def encode_query(self, query: str) -> SparseVector:
-        """The query's term weights (raises if it has none; warns, through logging, when the
-        query has no content word)."""
+        """The query's term weights, by the model or by IDF (``SearchConfig.query_encoder``).
+
+        Raises if it has none (with ``idf``: no token of the query occurs in the index); warns,
+        through logging, when the query has no content word."""
         if not isinstance(query, str):
             raise ValueError(f"Query {query!r:.60} is {type(query).__name__}, not text.")
         if not query.strip():
@@ -184,13 +141,31 @@ class Searcher:
                 "finds hits through its expansion terms, but they are unlikely to mean anything.",
                 query[:80],
             )
-        vector = self.encoder.encode_queries([query]).vectors[0]
+        if self.config.query_encoder == "idf":
+            vector = self.idf_table().query_vector(self.encoder.token_ids(query))
+            problem = f"has no token that occurs in {self.config.index!r}: use other words"
+        else:
+            vector = self.encoder.encode_queries([query]).vectors[0]
+            pruning = self.encoder.config.query_pruning.name
+            problem = f"encodes to no terms after pruning ({pruning}): relax the query pruning"
         if len(vector) == 0:
-            raise ValueError(
-                f"Query {query!r} encodes to no terms after pruning "
-                f"({self.encoder.config.query_pruning.name}): relax the query pruning."
-            )
+            raise ValueError(f"Query {query!r} {problem}.")
         return vector
+
+    def idf_table(self) -> IdfTable:
+        """The index's IDF table (``query_encoder="idf"``): loaded from, or computed into, the
+        companion index ``<index>-splade-idf`` on first use, under a lock; read-only after."""
+        if self._idf is None:
+            with self._idf_lock:
+                if self._idf is None:
+                    fingerprint = self.encoder.fingerprint()
+                    self._idf = load_or_compute(
+                        self.cluster, self.concrete_index, fingerprint, self._count_stored
+                    )
+        return self._idf
+
+    def _count_stored(self) -> IdfTable:
+        return document_frequencies(self.stored_features(), self.encoder.vocabulary)
 
     def search(
         self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()
@@ -276,12 +251,19 @@ class Searcher:
 
     def document(self, doc_id: str, fields: Sequence[str]) -> dict[str, Any]:
         """Stored ``fields`` of one document (raises if it is not in the index)."""
-        body = {"query": {"ids": {"values": [doc_id]}}, "size": 1, "_source": list(fields)}
+        field = self.embeddings_field
+        apart = field in fields and self.embeddings_form != "source"
+        listed = [f for f in fields if not (apart and f == field)]
+        body = {"query": {"ids": {"values": [doc_id]}}, "size": 1, "_source": listed or False}
+        if apart and field:
+            body.update(fetch_clause(field, self.embeddings_form))
         result = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)
         hits = result["hits"]["hits"]
         if not hits:
             raise ValueError(f"Document {doc_id!r} is not in {self.config.index!r}.")
-        source: dict[str, Any] = hits[0].get("_source", {})
+        source: dict[str, Any] = dict(hits[0].get("_source") or {})
+        if apart and field and hit_value(hits[0], field) is not None:
+            source[field] = hit_value(hits[0], field)
         return source
 
     def stored_vector(self, doc_id: str) -> SparseVector:
@@ -328,18 +310,23 @@ class Searcher:
     def average_stored_terms(self, page: int = 500) -> float:
         """Mean number of SPLADE terms per document as stored in the index (every document,
         read with the scroll API; ``0.0`` for an empty index)."""
+        documents = terms = 0
+        for features in self.stored_features(page):
+            documents += 1
+            terms += len(features) if isinstance(features, Mapping) else 0
+        return terms / documents if documents else 0.0
+
+    def stored_features(self, page: int = 500) -> Iterator[Any]:
+        """Every document's raw SPLADE field (``None`` where it has none), read with the
+        scroll API, ``page`` documents a request."""
         source = self.cluster.source_filter([self.field])  # vectors included (ES 9)
         body = {"size": page, "sort": ["_doc"], "_source": source}
         result = self.cluster.request(
             "POST", f"/{self.config.index}/_search", body=body, params={"scroll": "1m"}
         )
-        documents = terms = 0
         try:
             while hits := result["hits"]["hits"]:
-                for hit in hits:
-                    features = hit.get("_source", {}).get(self.field)
-                    documents += 1
-                    terms += len(features) if isinstance(features, Mapping) else 0
+                yield from (hit.get("_source", {}).get(self.field) for hit in hits)
                 result = self.cluster.request(
                     "POST",
                     "/_search/scroll",
@@ -349,18 +336,11 @@ class Searcher:
             self.cluster.request(
                 "DELETE", "/_search/scroll", body={"scroll_id": [result["_scroll_id"]]}
             )
-        return terms / documents if documents else 0.0
 
     def _run(self, query: Mapping[str, Any], k: int) -> list[Hit]:
-        excludes = [self.field]
-        if self.embeddings_field and not self.config.include_embeddings:
-            excludes.append(self.embeddings_field)
-        source: Any = (
-            list(self.config.source_includes)
-            if self.config.source_includes is not None
-            else {"excludes": excludes}
-        )
-        body = search_body(query, k, source)
+        body = search_body(query, k, self._source())
+        if self._wants_embeddings() and self.embeddings_field:
+            body.update(fetch_clause(self.embeddings_field, self.embeddings_form))
         try:
             result = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)
         except ClusterError as error:
@@ -371,6 +351,32 @@ class Searcher:
                 ) from error
             raise
         return [
-            Hit(h["_id"], float(h["_score"]), rank, h.get("_source", {}), h["_index"])
+            Hit(h["_id"], float(h["_score"]), rank, self._hit_source(h), h["_index"])
             for rank, h in enumerate(result["hits"]["hits"], start=1)
         ]
+
+    def _wants_embeddings(self) -> bool:
+        field = self.embeddings_field
+        listed = field in (self.config.source_includes or ())
+        return bool(field) and (self.config.include_embeddings or listed)
+
+    def _source(self) -> Any:
+        """The ``_source`` filter: the listed fields, else all but the SPLADE field (and the
+        embeddings, unless asked for and kept in ``_source``)."""
+        field, wanted = self.embeddings_field, self._wants_embeddings()
+        in_source = wanted and self.embeddings_form == "source"
+        if self.config.source_includes is not None:
+            listed = [f for f in self.config.source_includes if f != field or in_source]
+            return listed + ([field] if in_source and field not in listed else [])
+        return {"excludes": [self.field, *([field] if field and not in_source else [])]}
+
+    def _hit_source(self, hit: Mapping[str, Any]) -> dict[str, Any]:
+        """The hit's ``_source``, with the embeddings put under their field when they came
+        as doc values or a stored field."""
+        source = dict(hit.get("_source") or {})
+        field = self.embeddings_field
+        if field and self.embeddings_form != "source" and self._wants_embeddings():
+            value = hit_value(hit, field)
+            if value is not None:
+                source[field] = value
+        return source
