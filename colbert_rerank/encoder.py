@@ -262,7 +262,15 @@ class ColbertEncoder:
                 )
             return None
         key = f"colbert-hidden-{self.fingerprint()['weights_sha256'][:16]}"
-        forward = onnx_runtime.OnnxForward(onnx_runtime.HiddenStates(model), key)
+        try:
+            forward = onnx_runtime.OnnxForward(onnx_runtime.HiddenStates(model), key)
+        except Exception as error:  # export or session: any failure means "not this way"
+            if wanted == "onnx":
+                raise ValueError(
+                    f"Cannot run the query encoder on ONNX Runtime: {error}"
+                ) from error
+            logger.warning("ONNX Runtime query path unavailable (%s): using torch.", error)
+            return None
         path = QueryPath(self.tokenizer, self._tokenizer_lock, length, forward, "onnx")
         problem = check_against(
             path, lambda texts: self._encode(texts, "query"), onnx_runtime.TOLERANCE

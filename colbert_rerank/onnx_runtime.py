@@ -13,6 +13,7 @@ whether it is installed.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import tempfile
@@ -86,11 +87,18 @@ def _export(module: torch.nn.Module, output_axes: dict[int, str], path: Path) ->
                 output_names=["output"],
                 dynamic_axes={"input_ids": axes, "attention_mask": axes, "output": output_axes},
                 opset_version=OPSET,
-                dynamo=False,
+                **_tracing_exporter(),
             )
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def _tracing_exporter() -> dict[str, Any]:
+    """Ask for the TorchScript-tracing exporter where ``torch.onnx.export`` offers a choice
+    (torch >= 2.5 has ``dynamo``); older versions only have that one."""
+    parameters = inspect.signature(torch.onnx.export).parameters
+    return {"dynamo": False} if "dynamo" in parameters else {}
 
 
 class OnnxForward:

@@ -307,7 +307,11 @@ class Reranker:
         """Each query token with the stored document token it matched, and its contribution.
 
         The document's token labels come from encoding ``document_text`` again (the text the
-        embeddings were made from); the similarities come from the stored embeddings.
+        embeddings were made from); the similarities come from the stored embeddings. On a
+        pooled index each stored row is labelled with the tokens it merged (``a+b``), found by
+        pooling the fresh encoding again: deterministic, but a document encoded alone can
+        differ in the last float bits from one encoded in a batch, so where two merges were
+        near-tied a label may name another grouping than the stored row's.
 
         Raises:
             RerankError: the text does not give the stored number of tokens (another text,

@@ -223,3 +223,28 @@ def test_a_pooled_index_stores_half_the_tokens_and_reranks(
             index,
             ColbertStorage(codec="residual", pool_factor=1),
         )
+
+
+def test_an_index_built_before_the_defaults_changed_is_continued(
+    cluster, splade_encoder, colbert_encoder, index_names
+):
+    """An index written in _source with every token (0.1's layout) is re-run with today's
+    defaults as it was built; an explicit other value is still refused."""
+    index = index_names(cluster)
+    old = ColbertStorage(codec="float16", pool_factor=1, form="source")
+    build(cluster, splade_encoder, colbert_encoder, index, old)
+    meta = get_index(cluster, index).all_meta["colbert_rerank"]
+    assert "form" not in meta and "pool_factor" not in meta
+    build(cluster, splade_encoder, colbert_encoder, index, ColbertStorage(codec="float16"))
+    assert get_index(cluster, index).all_meta["colbert_rerank"] == meta
+    searcher = Searcher(cluster, splade_encoder, SearchConfig(index=index, include_embeddings=True))
+    hits = [h.as_dict() for h in searcher.search("heart attack", k=5)]
+    assert all(isinstance(h["_source"]["colbert"], str) for h in hits)
+    with pytest.raises(IndexMismatchError, match=r"_meta\.colbert_rerank differs"):
+        build(
+            cluster,
+            splade_encoder,
+            colbert_encoder,
+            index,
+            ColbertStorage(codec="float16", pool_factor=3),
+        )

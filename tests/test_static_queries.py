@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from corpus_fixture import DOCS, QUERIES, write_beir
 
 from splade_es.cli.searching import search as search_command
+from splade_es.cluster.admin import index_uuid
 from splade_es.cluster.companion import idf_index_name, load_idf_document, store_idf_document
 from splade_es.data.corpus import FieldNames, from_records
 from splade_es.encoding.features import FeatureVocabulary
@@ -220,7 +221,8 @@ def test_the_table_is_stored_once_reused_and_recomputed_when_stale(
     assert first.idf_table().documents == len(DOCS)
     stored = load_idf_document(cluster, idf_index_name(indexed))
     assert stored is not None and stored["documents"] == len(DOCS)
-    assert stored["fingerprint"] == splade_encoder.fingerprint()
+    uuid = index_uuid(cluster, indexed)
+    assert stored["fingerprint"] == {**splade_encoder.fingerprint(), "index_uuid": uuid}
 
     def must_not_count():
         raise AssertionError("the stored table should have been reused")
@@ -249,8 +251,22 @@ def test_a_table_of_another_model_is_recomputed(cluster, splade_encoder, indexed
     store_idf_document(cluster, idf_index_name(indexed), other)
     with caplog.at_level(logging.WARNING, logger="splade_es.search.static_queries"):
         again = idf_searcher(cluster, splade_encoder, indexed).idf_table()
-    assert "computed for another model fingerprint" in caplog.text
+    assert "computed for another model, or another index of that name" in caplog.text
     assert again.ids.tolist() == table.ids.tolist() and len(again) > 1
+
+
+def test_a_table_of_an_index_deleted_and_rebuilt_under_its_name_is_recomputed(
+    cluster, splade_encoder, indexed, caplog
+):
+    table = idf_searcher(cluster, splade_encoder, indexed).idf_table()
+    stored = load_idf_document(cluster, idf_index_name(indexed))
+    assert stored is not None
+    moved = {**stored, "fingerprint": {**stored["fingerprint"], "index_uuid": "an-older-index"}}
+    store_idf_document(cluster, idf_index_name(indexed), moved)
+    with caplog.at_level(logging.WARNING, logger="splade_es.search.static_queries"):
+        again = idf_searcher(cluster, splade_encoder, indexed).idf_table()
+    assert "another index of that name" in caplog.text
+    assert again.ids.tolist() == table.ids.tolist()
 
 
 def test_an_unrelated_index_is_never_taken_as_the_companion(cluster, splade_encoder, indexed):

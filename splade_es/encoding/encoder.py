@@ -214,7 +214,13 @@ class SpladeEncoder:
             return None
         pad = self._tokenizer.pad_token_id or 0
         key = self.fingerprint()["weights_sha256"]
-        weights = onnx_query_weights(self._mlm, head, self.pooling, key, pad)
+        try:
+            weights = onnx_query_weights(self._mlm, head, self.pooling, key, pad)
+        except Exception as error:  # export or session: any failure means "not this way"
+            if wanted == "onnx":
+                raise ValueError(f"Cannot run queries on ONNX Runtime: {error}") from error
+            logger.warning("ONNX Runtime query path unavailable (%s): using torch.", error)
+            return None
         length = self.config.query_max_length
         with self._tokenizer_lock:
             probes = self._tokenizer(list(PROBES), truncation=True, max_length=length)["input_ids"]

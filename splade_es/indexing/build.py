@@ -33,7 +33,12 @@ from splade_es.cluster.names import check_index_name
 from splade_es.data.corpus import Document, Rejected
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.indexing.bulk import BulkConfig, DocumentEncoder, IndexReport, index_documents
-from splade_es.indexing.colbert_fields import ColbertStorage, peek, prepare_embeddings
+from splade_es.indexing.colbert_fields import (
+    ColbertStorage,
+    adopt_existing,
+    peek,
+    prepare_embeddings,
+)
 from splade_es.indexing.splade_fields import SpladeFields, prepare_index
 
 MappingChoice = Literal["auto", "rank_features", "sparse_vector"]
@@ -163,6 +168,7 @@ def prepare(
     properties: dict[str, Any] = {name: dict(spec) for name, spec in config.fields.items()}
     meta: dict[str, Any] = {}
     if colbert is not None:
+        colbert = replace(colbert, storage=adopt_existing(cluster, index, colbert.storage))
         _refuse_before_fitting(cluster, index, colbert, properties)
         sample, stream = peek(stream, colbert.storage.sample_documents)
         embeddings, stored, meta = prepare_embeddings(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,10 @@ from colbert_rerank.storage import (
     check_form,
     index_meta,
     mapping_properties,
+    stored_form,
+    stored_pool_factor,
 )
+from splade_es.cluster.admin import get_index
 from splade_es.cluster.companion import codebook_index_name, existing_fit, store_fit
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.names import check_index_name
@@ -86,6 +89,31 @@ class ColbertStorage:
     def needs_fit(self) -> bool:
         """Whether a sample must be encoded first (residual codebook or projection)."""
         return self.codec == "residual" or self.dim is not None
+
+
+def adopt_existing(cluster: Cluster, index: str, storage: ColbertStorage) -> ColbertStorage:
+    """``storage`` with the form and pool factor an existing ``index`` was written with, where
+    ``storage`` has the defaults and the index others: re-running or resuming an index built
+    before these defaults (``_source``, every token) continues it instead of being refused. A
+    value set to something else than the default still has to match the index."""
+    info = get_index(cluster, index)
+    meta = info.all_meta.get(META_KEY) if info is not None else None
+    if not meta:
+        return storage
+    default = ColbertStorage()
+    changes: dict[str, Any] = {}
+    if storage.form == default.form and stored_form(meta) != storage.form:
+        changes["form"] = stored_form(meta)
+    if (
+        storage.pool_factor == default.pool_factor
+        and stored_pool_factor(meta) != default.pool_factor
+    ):
+        changes["pool_factor"] = stored_pool_factor(meta)
+    if changes:
+        logger.info(
+            "Index %s stores its ColBERT embeddings with %s: continuing so.", index, changes
+        )
+    return replace(storage, **changes)
 
 
 def peek(

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from splade_es.cluster.admin import index_uuid
 from splade_es.cluster.companion import idf_index_name, load_idf_document, store_idf_document
 from splade_es.cluster.connection import Cluster, ClusterError
 from splade_es.encoding.features import FeatureVocabulary, SparseVector
@@ -222,6 +223,8 @@ def load_or_compute(
     """
     companion = idf_index_name(index)
     current = int(cluster.request("GET", f"/{index}/_count")["count"])
+    # The index's UUID too: an index deleted and rebuilt under the same name gets a new table.
+    fingerprint = {**fingerprint, "index_uuid": index_uuid(cluster, index)}
     stored = load_idf_document(cluster, companion)
     if stored is not None:
         table, made_for = table_from_document(stored)
@@ -252,7 +255,7 @@ def _recompute_reason(
 ) -> str | None:
     """Why a stored table cannot be reused (``None``: it can)."""
     if dict(made_for) != dict(fingerprint):
-        return "it was computed for another model fingerprint"
+        return "it was computed for another model, or another index of that name"
     if is_stale(table.documents, current):
         return (
             f"the index holds {current} documents, more than {STALE_TOLERANCE:.0%} away from "
