@@ -258,7 +258,9 @@ def bench_end_to_end(
     each warmed up on the same first queries. The codec and the stored dimension are read
     from each index (what ``splade-es eval`` wrote)."""
     searchers = [
-        Searcher(cluster, splade, SearchConfig(index=i, source_includes=["colbert"]))
+        Searcher(
+            cluster, splade, SearchConfig(index=i, source_includes=[], include_embeddings=True)
+        )
         for i in indices
     ]
     rerankers = [open_reranker(cluster, index, colbert) for index in indices]

@@ -70,6 +70,9 @@ SECTIONS = {
     "memory": Section("memory/memory.md"),
     "faults": Section("faults/faults.md"),
     "fuzz": Section("fuzz.md"),
+    "speed": Section("speed/speed.md"),
+    "storage": Section("storage.md"),
+    "scoring": Section("scoring.md"),
 }
 
 

@@ -17,13 +17,20 @@
 # eval reports and the ColBERT embedding cache.
 #
 # Default steps, in this order (each prints a timestamped header):
-#   eval      splade-es eval, stages bm25,splade,splade+colbert,bm25+colbert, --check-exact
+#   eval      splade-es eval, stages bm25,splade,splade-idf,splade+colbert,splade-idf+colbert,
+#             bm25+colbert, --check-exact
 #             -> results/scifact-eval.{json,md,png}
 #   eval128   the same with --colbert-dim 128, stages splade,splade+colbert
 #             -> results/scifact-eval-d128.{json,md,png} (its index feeds `colbert`)
 #   splade    bench_splade.py --docs 384, latency on the eval index -> results/splade.*
 #   colbert   bench_colbert.py on the eval index, and end to end on the 128-dim one
 #             -> results/colbert.{json,md}
+#   storage   storage_study.py on the eval index (nDCG@10 against stored bytes: pooling, bits,
+#             dims) -> results/storage.{json,md,png}
+#   scoring   bench_scoring.py on the eval index (decode-then-MaxSim against lookup tables)
+#             -> results/scoring.{json,md}
+#   speed     speed_compare.sh: eval and load on both engines, the code before the query-speed
+#             work (BEFORE, default ba9cafb) then the current code -> results/speed/speed.*
 #   load-es   load.py, Elasticsearch, 8 clients x 60 s -> results/load/elasticsearch-8x60s.*
 #   load-os   load.py, OpenSearch, 8 clients x 60 s -> results/load/opensearch-8x60s.*
 #   memory    memory.py --sizes MEMORY_SIZES (default 0,2000,20000), on Elasticsearch
@@ -54,7 +61,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEFAULT_STEPS="eval eval128 splade colbert load-es load-os memory fuzz faults render"
+DEFAULT_STEPS="eval eval128 splade colbert storage scoring speed load-es load-os memory fuzz faults render"
 ALL_STEPS="$DEFAULT_STEPS negatives trained sweep"
 SCIFACT="${SCIFACT:-../shared/datasets/scifact}"
 WORK="${WORK:-runs/run_all}"
@@ -68,10 +75,12 @@ RESULTS=benchmarks/results
 DOCS=.
 # sizes: the published ones, or toy ones with SMOKE=1
 EVAL_LIMITS=(); SPLADE_DOCS=384; COLBERT_LIMITS=(); LOAD_ARGS=(--clients 8 --seconds 60)
+SCORING_LIMITS=()
 FUZZ_SCALE=15; FAULT_DOCS=1500
 if [[ "${SMOKE:-0}" == 1 ]]; then
   RESULTS="$WORK/results"; DOCS="$WORK/docs"
   EVAL_LIMITS=(--max-queries 4 --max-docs 40); SPLADE_DOCS=16; COLBERT_LIMITS=(--max-queries 4)
+  SCORING_LIMITS=(--queries 4)
   LOAD_ARGS=(--clients 2 --seconds 5 --max-docs 40 --max-queries 4); MEMORY_SIZES=0,24
   FUZZ_SCALE=0.2; FAULT_DOCS=100  # (faults is skipped in a smoke run; see above)
 fi
@@ -154,7 +163,8 @@ log "run_all: steps: ${chosen[*]}${SKIP:+ (skipping $SKIP)}; SciFact $SCIFACT; m
 
 if wanted eval; then
   main_url; log "eval: splade-es eval --check-exact on $URL"
-  splade-es eval --corpus "$SCIFACT" --stages bm25,splade,splade+colbert,bm25+colbert \
+  splade-es eval --corpus "$SCIFACT" \
+    --stages bm25,splade,splade-idf,splade+colbert,splade-idf+colbert,bm25+colbert \
     --check-exact --out "$WORK/scifact" --es-url "$URL" --no-progress ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"}
   copy_report "$WORK/scifact" scifact-eval
 fi
@@ -183,6 +193,24 @@ if wanted colbert; then
   python benchmarks/bench_colbert.py --dataset "$SCIFACT" --es-url "$URL" --splade-index "$index" \
     --colbert-index "$index" ${extra[@]+"${extra[@]}"} ${COLBERT_LIMITS[@]+"${COLBERT_LIMITS[@]}"} --cache "$WORK/cache" \
     --out "$RESULTS"
+fi
+
+if wanted storage; then
+  main_url; index="$(eval_index)"; log "storage: storage_study.py (on $index)"
+  python benchmarks/storage_study.py --es-url "$URL" --index "$index" --scifact "$SCIFACT" \
+    ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"} --out "$RESULTS"
+fi
+
+if wanted scoring; then
+  main_url; index="$(eval_index)"; log "scoring: bench_scoring.py (on $index)"
+  python benchmarks/bench_scoring.py --es-url "$URL" --index "$index" --scifact "$SCIFACT" \
+    ${SCORING_LIMITS[@]+"${SCORING_LIMITS[@]}"} --out "$RESULTS"
+fi
+
+if wanted speed; then
+  need elasticsearch; need opensearch; log "speed: speed_compare.sh ${BEFORE:-ba9cafb}"
+  OUT="$RESULTS/speed" benchmarks/speed_compare.sh --es-url "$ES_URL" --opensearch-url "$OPENSEARCH_URL" \
+    --scifact "$SCIFACT" ${BEFORE:-ba9cafb}
 fi
 
 if wanted load-es; then
