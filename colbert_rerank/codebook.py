@@ -145,10 +145,21 @@ class Codebook:
         """
         if centroid_ids.size and int(centroid_ids.max()) >= self.centroids.shape[0]:
             raise ValueError("centroid id beyond the codebook: corrupted blob or wrong codebook.")
-        np.take(self.centroids, centroid_ids, axis=0, out=out)
-        out += self.byte_values[packed].reshape(out.shape)
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
-        out /= np.where(norms > 0, norms, 1.0)[:, None]
+        # torch's gathers and row norms use the intra-op threads; numpy's are single-threaded
+        target = torch.from_numpy(out)
+        ids = torch.from_numpy(np.asarray(centroid_ids, dtype=np.int64))
+        torch.index_select(self._centroid_table, 0, ids, out=target)
+        codes = torch.from_numpy(packed.reshape(-1).astype(np.int32))
+        target += torch.index_select(self._byte_table, 0, codes).view(target.shape)
+        target /= torch.linalg.vector_norm(target, dim=1, keepdim=True).clamp_min_(1e-12)
+
+    @functools.cached_property
+    def _byte_table(self) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.byte_values, dtype=np.float32))  # a writable copy
+
+    @functools.cached_property
+    def _centroid_table(self) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.centroids, dtype=np.float32))  # a writable copy
 
 
 def _nearest(values: torch.Tensor, centroids: torch.Tensor, block: int = 8192) -> torch.Tensor:
