@@ -13,15 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from splade_es.evaluation.report import PARTS
+
 ENGINES = ("elasticsearch", "opensearch")
-PARTS = (
-    "splade_query_encode",
-    "first_stage",
-    "colbert_query_encode",
-    "fetch",
-    "decode",
-    "scoring",
-)
 
 
 def load_json(path: Path) -> dict[str, Any]:

@@ -58,7 +58,8 @@ class ColbertStorage:
         pool_factor: merge each document's similar tokens into ``ceil(tokens / factor)``
             stored rows (hierarchical clustering); 1 stores every token. The codebook and
             projection are fitted on pooled samples, as stored. 2 by default: it halves the
-            stored bytes for a small loss (BENCHMARKS.md, "ColBERT storage").
+            stored bytes with no measurable loss on SciFact (BENCHMARKS.md, "ColBERT
+            storage").
         form: where the engine keeps them: ``doc_values`` (binary doc values, left out of
             ``_source``: a search returns them without parsing the stored document),
             ``stored`` (a stored field, likewise) or ``source`` (inside ``_source``, as
