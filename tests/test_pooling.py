@@ -248,3 +248,11 @@ def test_an_index_built_before_the_defaults_changed_is_continued(
             index,
             ColbertStorage(codec="float16", pool_factor=3),
         )
+
+
+def test_a_stored_form_that_does_not_exist_is_refused():
+    with pytest.raises(
+        ValueError, match=r"form='json': expected one of source, doc_values, stored"
+    ):
+        ColbertStorage(form="json")  # type: ignore[arg-type]
+    assert ColbertStorage().form == "doc_values"

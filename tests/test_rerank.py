@@ -129,3 +129,26 @@ def test_explain_aligns_query_tokens_with_stored_tokens(colbert_encoder, stored)
     with pytest.raises(RerankError, match="pass the exact text that was indexed"):
         reranker.explain("heart", "a different text entirely here", blobs["a"])
     assert np.isfinite(total)
+
+
+def test_embeddings_in_fields_as_doc_values_return_them(colbert_encoder, stored):
+    """Hits of a search with docvalue_fields/stored_fields carry the blob in ``fields``
+    (OpenSearch's doc values without base64 padding); garbage there is named per hit."""
+    codec, blobs, _ = stored
+    lenient = Reranker(colbert_encoder, codec, RerankConfig(on_missing="first_stage"))
+    in_source = lenient.rerank("heart attack", hits_of(blobs))
+    hits = [
+        {"_id": h["_id"], "_score": h["_score"], "fields": {"colbert": [h["_source"]["colbert"]]}}
+        for h in hits_of(blobs)
+    ]
+    hits[1]["fields"]["colbert"] = [hits[1]["fields"]["colbert"][0].rstrip("=")]
+    in_fields = lenient.rerank("heart attack", hits)
+    assert [h["_colbert_score"] for h in in_fields.hits] == [
+        h["_colbert_score"] for h in in_source.hits
+    ]
+    hits[0]["fields"]["colbert"] = ["%%% not base64 %%%"]
+    hits[2]["fields"] = {"colbert": []}
+    result = lenient.rerank("heart attack", hits)
+    assert "not base64" in result.stats.unusable[hits[0]["_id"]]
+    assert "no 'colbert' embeddings" in result.stats.unusable[hits[2]["_id"]]
+    assert result.stats.reranked == 1
