@@ -46,7 +46,7 @@ def corruptions(good: bytes, dim: int, embeddings: np.ndarray) -> dict[str, tupl
     }
 
 
-@pytest.mark.parametrize("form", ["source", "doc_values"])
+@pytest.mark.parametrize("form", ["source", "doc_values", "stored"])
 def test_corrupt_embeddings_written_by_someone_else_are_reported_per_hit(
     cluster, splade_encoder, colbert_encoder, index_names, form
 ):
@@ -83,8 +83,10 @@ def test_corrupt_embeddings_written_by_someone_else_are_reported_per_hit(
         assert stored == "%%% not base64 %%%"
         bad["not-base64"] = (not_base64["colbert"], "not base64")
     else:
-        # Doc values out of _source: the engine decodes the base64 on write and refuses it.
-        assert mapping["properties"]["colbert"] == {"type": "binary", "doc_values": True}
+        # Doc values or a stored field, out of _source: the engine decodes the base64 on
+        # write and refuses it.
+        expected = {"doc_values": {"doc_values": True}, "stored": {"store": True}}[form]
+        assert mapping["properties"]["colbert"] == {"type": "binary", **expected}, mapping
         assert mapping["_source"] == {"excludes": ["colbert"]}, mapping["_source"]
         with pytest.raises(ClusterError) as refused:
             cluster.request("PUT", f"/{index}/_doc/not-base64", body=not_base64)
