@@ -23,7 +23,9 @@ from corpus_fixture import DOCS, write_jsonl
 
 from colbert_rerank.codecs import read_header
 from colbert_rerank.fusion import Fusion
+from colbert_rerank.hits import hit_value
 from colbert_rerank.projection import Projection
+from colbert_rerank.storage import fetch_clause, stored_form
 from conftest import IndexNames, cache_dir
 from splade_es.cluster.admin import get_index
 from splade_es.cluster.companion import codebook_index_name
@@ -65,12 +67,13 @@ def cli_index(es_cluster, tmp_path_factory) -> Iterator[tuple[str, Any]]:
 def stored_documents(cluster, index: str) -> dict[str, dict[str, Any]]:
     """Every document's SPLADE features and ColBERT blob, as the node returns them."""
     info = get_index(cluster, index)
-    fields = [info.meta["field"], info.all_meta["colbert_rerank"]["field"]]
-    body = {"size": 100, "_source": cluster.source_filter(fields)}
+    meta = info.all_meta["colbert_rerank"]
+    splade, colbert = info.meta["field"], meta["field"]
+    body = {"size": 100, "_source": cluster.source_filter([splade])}
+    body.update(fetch_clause(colbert, stored_form(meta)))  # doc values by default
     hits = cluster.request("POST", f"/{index}/_search", body=body)["hits"]["hits"]
     return {
-        h["_id"]: {"splade": h["_source"][fields[0]], "colbert": h["_source"][fields[1]]}
-        for h in hits
+        h["_id"]: {"splade": h["_source"][splade], "colbert": hit_value(h, colbert)} for h in hits
     }
 
 
@@ -93,7 +96,8 @@ def test_max_stored_tokens_caps_the_stored_embeddings(es_cluster, cli_index, col
     counts = {doc: read_header(base64.b64decode(d["colbert"])).count for doc, d in stored.items()}
     full = colbert_encoder.encode_documents(list(TEXTS.values())).embeddings
     uncapped = {doc: e.shape[0] for doc, e in zip(TEXTS, full, strict=True)}
-    assert counts == {doc: min(n, MAX_TOKENS) for doc, n in uncapped.items()}
+    # Capped first, then pooled by the default factor 2 into ceil(tokens / 2) rows.
+    assert counts == {doc: -(-min(n, MAX_TOKENS) // 2) for doc, n in uncapped.items()}
     capped = [doc for doc, n in uncapped.items() if n > MAX_TOKENS]
     assert capped  # the corpus really has longer documents
     dropped = sum(uncapped[doc] - MAX_TOKENS for doc in capped)

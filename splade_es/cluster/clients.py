@@ -32,9 +32,7 @@ def elasticsearch_client(config: ClusterConfig) -> Any:
     if not config.verify_certs:
         kwargs["ssl_show_warn"] = False
     if has_orjson():
-        from elasticsearch.serializer import OrjsonSerializer
-
-        kwargs["serializer"] = OrjsonSerializer()
+        kwargs["serializer"] = _elasticsearch_orjson_reader()
     return Elasticsearch(config.url, **kwargs)
 
 
@@ -75,8 +73,26 @@ def has_orjson() -> bool:
     return True
 
 
+def _elasticsearch_orjson_reader() -> Any:
+    """elasticsearch-py's JSON serializer, reading answers with orjson and writing requests as
+    before (orjson refuses integers beyond 64 bits, which documents may hold)."""
+    import orjson
+    from elastic_transport import SerializationError
+    from elasticsearch.serializer import JsonSerializer
+
+    class OrjsonReader(JsonSerializer):
+        def loads(self, data: bytes) -> Any:
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError as error:
+                raise SerializationError(f"Unable to deserialize as JSON: {data!r:.200}") from error
+
+    return OrjsonReader()
+
+
 def _orjson_reader() -> Any:
-    """opensearch-py's JSON serializer, reading answers with orjson (writing as before)."""
+    """opensearch-py's JSON serializer, reading answers with orjson and writing requests as
+    before."""
     import orjson
     from opensearchpy.exceptions import SerializationError
     from opensearchpy.serializer import JSONSerializer
