@@ -71,19 +71,26 @@ class Ranking:
     query_encode_ms: float = 0.0
 
 
-def first_stage(searcher: Searcher, query: str, retrieval: Retrieval, depth: int) -> list[Hit]:
-    """The top ``depth`` hits of ``retrieval.mode`` for ``query``."""
+def first_stage(
+    searcher: Searcher, query: str, retrieval: Retrieval, depth: int
+) -> tuple[list[Hit], float]:
+    """The top ``depth`` hits of ``retrieval.mode`` for ``query``, and the milliseconds spent
+    making the SPLADE query weights (``splade`` mode; 0 for the others)."""
     if retrieval.mode == "splade":
-        return searcher.search(query, depth, retrieval.filters)
+        started = time.perf_counter()
+        vector = searcher.encode_query(query)
+        encode_ms = (time.perf_counter() - started) * 1000
+        return searcher.search_vector(vector, depth, retrieval.filters), encode_ms
     if retrieval.mode == "bm25":
-        return searcher.bm25(query, depth, retrieval.filters)
-    return searcher.hybrid(
+        return searcher.bm25(query, depth, retrieval.filters), 0.0
+    hits = searcher.hybrid(
         query,
         depth,
         retrieval.fusion,
         max(retrieval.hybrid_depth, depth),
         retrieval.filters,
     )
+    return hits, 0.0
 
 
 def search_then_rerank(
@@ -118,13 +125,7 @@ def search_then_rerank(
     """
     depth = max(retrieval.k, retrieval.rerank_k) if reranker is not None else retrieval.k
     started = time.perf_counter()
-    encode_ms = 0.0
-    if retrieval.mode == "splade":  # timed apart: the query encoding and the engine's answer
-        vector = searcher.encode_query(query)
-        encode_ms = (time.perf_counter() - started) * 1000
-        hits = searcher.search_vector(vector, depth, retrieval.filters)
-    else:
-        hits = first_stage(searcher, query, retrieval, depth)
+    hits, encode_ms = first_stage(searcher, query, retrieval, depth)
     search_ms = (time.perf_counter() - started) * 1000
     if reranker is None:
         return Ranking(hits[: retrieval.k], search_ms, None, encode_ms)
