@@ -18,6 +18,7 @@ from splade_es.cli.options import (
     open_cluster,
 )
 from splade_es.cli.training_options import (
+    POSITIVE_FLOAT,
     DataOptions,
     ScheduleOptions,
     TrainingData,
@@ -32,7 +33,7 @@ from splade_es.training.negatives import MiningConfig, mine_negatives, save_nega
 
 if TYPE_CHECKING:  # the training modules load torch: imported when a command runs
     from colbert_rerank.training import Loss
-    from splade_es.training.splade import RankingLoss, Regularizer
+    from splade_es.training.splade import QueryEncoder, RankingLoss, Regularizer
 
 
 @click.group("train")
@@ -175,6 +176,21 @@ def prepared_data(
     help="Quadratic λ ramp length.",
 )
 @click.option("--doc-max-length", type=POSITIVE_INT, default=256, show_default=True)
+@click.option(
+    "--query-encoder",
+    type=click.Choice(["model", "static"]),
+    default="model",
+    show_default=True,
+    help="static: a doc-only model (queries weighted by a learned per-token table, no model "
+    "at query time; the table starts from IDF over the corpus, --lambda-q is unused).",
+)
+@click.option(
+    "--table-lr",
+    type=POSITIVE_FLOAT,
+    default=1e-3,
+    show_default=True,
+    help="Learning rate of the static query table (--query-encoder static).",
+)
 @data_options
 @schedule_options
 def train_splade_command(
@@ -185,10 +201,14 @@ def train_splade_command(
     lambda_d: float,
     lambda_warmup_steps: int,
     doc_max_length: int,
+    query_encoder: QueryEncoder,
+    table_lr: float,
     data: DataOptions,
     training: ScheduleOptions,
 ) -> None:
-    """Train a SPLADE model: ranking loss + λ_q·FLOPS(q) + λ_d·FLOPS(d), λ warmed up."""
+    """Train a SPLADE model: ranking loss + λ_q·FLOPS(q) + λ_d·FLOPS(d), λ warmed up.
+
+    With --query-encoder static, a doc-only model: the query side is a learned table."""
     from splade_es.training.splade import SpladeTrainConfig, train_splade
 
     config = SpladeTrainConfig(
@@ -201,11 +221,13 @@ def train_splade_command(
         lambda_warmup_steps=lambda_warmup_steps,
         document_max_length=doc_max_length,
         device=training.device,
+        query_encoder=query_encoder,
+        table_learning_rate=table_lr,
     )
     prepared, margins = prepared_data(data, training, config.loss)
     dev = (prepared.dev, prepared.dev_corpus) if prepared.dev else None
     started = time.perf_counter()
-    final = train_splade(config, prepared.examples, margins, dev)
+    final = train_splade(config, prepared.examples, margins, dev, prepared.documents)
     click.echo(f"trained in {time.perf_counter() - started:.0f} s -> {final}")
 
 

@@ -25,11 +25,13 @@ POSITIVE_FLOAT = click.FloatRange(min=0.0, min_open=True)
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Examples, the dev judgements (or ``None``) and the dev corpus, ready to train on."""
+    """Examples, the dev judgements (or ``None``), the dev corpus, and every document text
+    (the corpus, or the triples' own documents: a doc-only model's IDF starts there)."""
 
     examples: list[TrainingExample]
     dev: Judgements | None
     dev_corpus: dict[str, str]
+    documents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ class DataOptions:
         """Read and check the examples (and dev split) before any training starts."""
         dataset, triples = self.dataset, self.triples
         if triples is not None and dataset is None:
-            return TrainingData(read_triples(triples), None, {})
+            examples = read_triples(triples)
+            texts = sorted({t for e in examples for t in (e.positive, *e.negatives)})
+            return TrainingData(examples, None, {}, tuple(texts))
         if dataset is None or triples is not None:
             raise click.UsageError(
                 "Pass exactly one of --corpus (BEIR folder) or --triples (JSONL)."
@@ -75,7 +79,7 @@ class DataOptions:
         train_part, dev = split_dev(judgements, self.dev_fraction, seed)
         examples = build_examples(train_part, negatives, self.negatives_per_example)
         corpus = dev_corpus(dev, negatives, self.dev_docs, seed) if dev else {}
-        return TrainingData(examples, dev, corpus)
+        return TrainingData(examples, dev, corpus, tuple(judgements.corpus.values()))
 
 
 data_options = option_group(

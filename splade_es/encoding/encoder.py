@@ -35,7 +35,9 @@ from colbert_rerank.loading import (
 )
 from colbert_rerank.onnx_runtime import TOLERANCE, available
 from splade_es.encoding.features import FeatureVocabulary, Pruning, SparseVector, prune
+from splade_es.encoding.mlm_heads import mlm_head
 from splade_es.encoding.query_onnx import onnx_query_weights
+from splade_es.encoding.static_query import load_static_weights
 
 logger = logging.getLogger(__name__)
 
@@ -116,30 +118,6 @@ def _torch_dtype(dtype: DType, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
 
 
-def mlm_head(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """hidden states -> vocabulary logits for known MLM architectures, else ``None``."""
-    if hasattr(model, "cls") and hasattr(model.cls, "predictions"):  # BERT family
-        head: Callable[[torch.Tensor], torch.Tensor] = model.cls
-        return head
-    if hasattr(model, "lm_head"):  # RoBERTa, XLM-R, CamemBERT...
-        head = model.lm_head
-        return head
-    if hasattr(model, "vocab_projector"):  # DistilBERT
-
-        def distilbert(hidden: torch.Tensor) -> torch.Tensor:
-            x = model.activation(model.vocab_transform(hidden))
-            return model.vocab_projector(model.vocab_layer_norm(x))  # type: ignore[no-any-return]
-
-        return distilbert
-    if hasattr(model, "head") and hasattr(model, "decoder"):  # ModernBERT
-
-        def modernbert(hidden: torch.Tensor) -> torch.Tensor:
-            return model.decoder(model.head(hidden))  # type: ignore[no-any-return]
-
-        return modernbert
-    return None
-
-
 class SpladeEncoder:
     """Encodes queries and documents into SPLADE token weights.
 
@@ -190,11 +168,16 @@ class SpladeEncoder:
             tokens[index] = token
         self.vocabulary = FeatureVocabulary(tokens)
         self._fingerprint: dict[str, str] | None = None
-        self._query_weights = self._onnx_queries()
+        special = self._tokenizer.all_special_ids
+        self._static = load_static_weights(path, len(tokens), special)
+        self._query_weights = self._static.pooled if self._static else self._onnx_queries()
 
     @property
     def query_backend(self) -> str:
-        """What computes query weights: ``onnx``, ``torch`` or ``sentence-transformers``."""
+        """What computes query weights: ``static`` (a doc-only model's table), ``onnx``,
+        ``torch`` or ``sentence-transformers``."""
+        if self._static is not None:
+            return "static"
         if self._head is None:
             return "sentence-transformers"
         return "onnx" if self._query_weights is not None else "torch"
@@ -276,6 +259,8 @@ class SpladeEncoder:
                 "weights_sha256": weights_sha256(self.model),
                 "tokenizer_sha256": hashlib.sha256(vocab).hexdigest()[:16],
             }
+            if self._static is not None:
+                self._fingerprint["query_weights_sha256"] = self._static.sha256
         return self._fingerprint
 
     # -- internals --------------------------------------------------------------------------
@@ -286,7 +271,8 @@ class SpladeEncoder:
         texts = check_texts(texts, kind)
         if not texts:
             return EncodedBatch([], [], [])
-        if self._head is None:
+        static_query = kind == "query" and self._static is not None
+        if self._head is None and not static_query:
             return self._encode_with_sentence_transformers(texts, max_length, pruning, kind)
         with self._tokenizer_lock:
             tokens = self._tokenizer(

@@ -158,7 +158,9 @@ class Searcher:
         if self._idf is None:
             with self._idf_lock:
                 if self._idf is None:
-                    fingerprint = self.encoder.fingerprint()
+                    fingerprint = dict(self.encoder.fingerprint())
+                    # the stored vectors depend on the documents' encoder only
+                    fingerprint.pop("query_weights_sha256", None)
                     self._idf = load_or_compute(
                         self.cluster, self.concrete_index, fingerprint, self._count_stored
                     )

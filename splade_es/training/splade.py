@@ -37,13 +37,22 @@ from colbert_rerank.training_support import (
     run_trainer,
     training_arguments,
 )
-from splade_es.encoding.encoder import mlm_head, resolve_model_path
+from splade_es.encoding.encoder import resolve_model_path
+from splade_es.encoding.mlm_heads import mlm_head
 from splade_es.training.data import Judgements, TrainingExample
+from splade_es.training.doc_only import (
+    TABLE_PARAMETER,
+    doc_only_model,
+    idf_weights,
+    router_mapping,
+    save_doc_only,
+)
 
 logger = logging.getLogger(__name__)
 
 RankingLoss = Literal["infonce", "margin", "margin-mse"]
 Regularizer = Literal["flops", "l1"]
+QueryEncoder = Literal["model", "static"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,10 @@ class SpladeTrainConfig:
         scale: multiplies scores inside the InfoNCE softmax (1 for raw SPLADE dot products).
         document_max_length: tokens kept per text while training (queries are shorter).
         device: ``None`` picks CUDA, then MPS, then CPU.
+        query_encoder: ``model`` trains the usual SPLADE (queries through the model);
+            ``static`` a doc-only model (queries weighted by a learned per-token table that
+            starts from IDF; no query regulariser; see :mod:`splade_es.training.doc_only`).
+        table_learning_rate: the static table's learning rate (``static`` only).
         schedule: epochs, batch, learning rate, seed, precision, checkpoints.
     """
 
@@ -77,6 +90,8 @@ class SpladeTrainConfig:
     document_max_length: int = 256
     device: str | None = None
     dev_batch_size: int = 32
+    query_encoder: QueryEncoder = "model"
+    table_learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -91,6 +106,13 @@ class SpladeTrainConfig:
                     f"{name}={value!r}: λ must be >= 0 (0 turns the regulariser off; papers "
                     "use 1e-4..1e-1)."
                 )
+        if self.query_encoder not in ("model", "static"):
+            raise ValueError(
+                f"query_encoder={self.query_encoder!r}: expected model (full SPLADE) or static "
+                "(doc-only: a learned per-token query table)."
+            )
+        if not self.table_learning_rate > 0:
+            raise ValueError(f"table_learning_rate={self.table_learning_rate!r}: expected > 0.")
         if self.lambda_warmup_steps < 0:
             raise ValueError(f"lambda_warmup_steps={self.lambda_warmup_steps!r}: expected >= 0.")
         check_positive_ints(self, "document_max_length")
@@ -189,11 +211,13 @@ def build_loss(config: SpladeTrainConfig, encoder: Any) -> Any:
             "document_regularizer": L1Regularizer(encoder),
             "query_regularizer": L1Regularizer(encoder),
         }
+    if config.query_encoder == "static":
+        regularizers.pop("query_regularizer", None)  # the table has no regulariser
     return SpladeLoss(
         encoder,
         loss=ranking,
         document_regularizer_weight=config.lambda_document,
-        query_regularizer_weight=config.lambda_query,
+        query_regularizer_weight=config.lambda_query if config.query_encoder == "model" else None,
         **regularizers,
     )
 
@@ -203,6 +227,7 @@ def train_splade(
     examples: Sequence[TrainingExample],
     margins: Sequence[Sequence[float]] | None = None,
     dev: tuple[Judgements, Mapping[str, str]] | None = None,
+    idf_texts: Sequence[str] = (),
 ) -> Path:
     """Train and save; return the folder of the final model (``<output_dir>/final``).
 
@@ -211,9 +236,53 @@ def train_splade(
         examples: the training rows (all with the same number of hard negatives).
         margins: teacher margins ``s(q, d+) - s(q, d-_i)`` per example (``margin-mse`` only).
         dev: dev judgements and the corpus to rank them in (for the logged nDCG@10).
+        idf_texts: documents whose IDF starts the static query table (``static`` only; by
+            default the examples' own documents).
 
-    The saved folder loads with ``SpladeEncoder(EncoderConfig(model=<folder>))``.
+    The saved folder loads with ``SpladeEncoder(EncoderConfig(model=<folder>))``; a doc-only
+    model's folder also holds its query table, which the encoder then uses for queries.
     """
+    _check_inputs(config, examples, margins)
+    schedule = config.schedule
+    device = str(pick_device(config.device))
+    torch.manual_seed(schedule.seed)
+    encoder = load_trainable(config.model, device, config.document_max_length)
+    if config.query_encoder == "static":
+        texts = list(idf_texts) or sorted({t for e in examples for t in (e.positive, *e.negatives)})
+        idf = idf_weights(texts, encoder.tokenizer, config.document_max_length)
+        encoder = doc_only_model(encoder, idf)
+    dataset = as_dataset(example_rows(examples, margins))
+    trainer = _trainer(config, encoder, dataset, dev, device)
+    run_trainer(trainer, schedule)
+    final = schedule.output_dir / "final"
+    if config.query_encoder == "static":
+        save_doc_only(encoder, final)
+    else:
+        encoder.save_pretrained(str(final))
+    return final
+
+
+def _check_inputs(
+    config: SpladeTrainConfig,
+    examples: Sequence[TrainingExample],
+    margins: Sequence[Sequence[float]] | None,
+) -> None:
+    if config.loss == "margin-mse" and margins is None:
+        raise ValueError("loss margin-mse needs teacher margins: pass a --teacher.")
+    if config.loss != "margin-mse" and margins is not None:
+        raise ValueError(f"Teacher margins are only used by margin-mse, not {config.loss}.")
+    if config.loss in ("margin", "margin-mse") and not examples[0].negatives:
+        raise ValueError(f"loss {config.loss} needs hard negatives: mine them first.")
+
+
+def _trainer(
+    config: SpladeTrainConfig,
+    encoder: Any,
+    dataset: Any,
+    dev: tuple[Judgements, Mapping[str, str]] | None,
+    device: str,
+) -> Any:
+    """sentence-transformers' trainer with the λ warm-up, the dev evaluator and the log."""
     from sentence_transformers.sparse_encoder import (
         SparseEncoderTrainer,
         SparseEncoderTrainingArguments,
@@ -222,17 +291,7 @@ def train_splade(
         SpladeRegularizerWeightSchedulerCallback,
     )
 
-    if config.loss == "margin-mse" and margins is None:
-        raise ValueError("loss margin-mse needs teacher margins: pass a --teacher.")
-    if config.loss != "margin-mse" and margins is not None:
-        raise ValueError(f"Teacher margins are only used by margin-mse, not {config.loss}.")
-    if config.loss in ("margin", "margin-mse") and not examples[0].negatives:
-        raise ValueError(f"loss {config.loss} needs hard negatives: mine them first.")
     schedule = config.schedule
-    device = str(pick_device(config.device))
-    torch.manual_seed(schedule.seed)
-    encoder = load_trainable(config.model, device, config.document_max_length)
-    dataset = as_dataset(example_rows(examples, margins))
     loss = build_loss(config, encoder)
     total = schedule.total_steps(len(dataset))
     warmup = SpladeRegularizerWeightSchedulerCallback(
@@ -244,7 +303,10 @@ def train_splade(
     args = training_arguments(
         SparseEncoderTrainingArguments, schedule, device, has_dev=evaluator is not None
     )
-    trainer = SparseEncoderTrainer(
+    if config.query_encoder == "static":
+        args.router_mapping = router_mapping(dataset.column_names)
+        args.learning_rate_mapping = {TABLE_PARAMETER: config.table_learning_rate}
+    return SparseEncoderTrainer(
         model=encoder,
         args=args,
         train_dataset=dataset,
@@ -252,7 +314,3 @@ def train_splade(
         evaluator=evaluator,
         callbacks=[warmup, log_callback(schedule.output_dir / LOG_FILE)],
     )
-    run_trainer(trainer, schedule)
-    final = schedule.output_dir / "final"
-    encoder.save_pretrained(str(final))
-    return final
