@@ -29,8 +29,10 @@ ALLOWED = {
     "search": {"data", "encoding", "cluster"},
     "training": {"data", "encoding", "cluster", "search", "evaluation"},  # the λ sweep evaluates
     "evaluation": {"data", "encoding", "cluster", "indexing", "search"},
+    "service": {"data", "encoding", "cluster", "search"},  # the reranking proxy
     "cli": {
-        "data", "encoding", "cluster", "engines", "indexing", "search", "training", "evaluation"
+        "data", "encoding", "cluster", "engines", "indexing", "search", "training", "evaluation",
+        "service",
     },
 }  # fmt: skip
 

@@ -15,6 +15,7 @@ from splade_es.cli.indexing import index_command
 from splade_es.cli.node import node
 from splade_es.cli.quickstart import quickstart
 from splade_es.cli.searching import explain, search
+from splade_es.cli.serving import serve
 from splade_es.cli.training import train
 
 
@@ -40,6 +41,7 @@ cli.add_command(explain)
 cli.add_command(eval_command)
 cli.add_command(quickstart)
 cli.add_command(train)
+cli.add_command(serve)
 
 
 def main() -> None:
