@@ -29,6 +29,7 @@ ALLOWED = {
     "search": {"data", "encoding", "cluster"},
     "training": {"data", "encoding", "cluster", "search", "evaluation"},  # the λ sweep evaluates
     "evaluation": {"data", "encoding", "cluster", "indexing", "search"},
+    "retrievers": {"encoding", "cluster", "search"},  # LangChain / LlamaIndex adapters
     "service": {"data", "encoding", "cluster", "search"},  # the reranking proxy
     "cli": {
         "data", "encoding", "cluster", "engines", "indexing", "search", "training", "evaluation",
