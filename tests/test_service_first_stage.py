@@ -1,6 +1,6 @@
 """The service's first stage in front of the real nodes: a SPLADE or fused first stage keeps
 every restriction of the app's query, a failing SPLADE encoding passes the request through,
-``max_score`` is that of the hits returned, characters JSON allows but UTF-8 does not, and a
+``max_score`` is the best of the hits ranked, characters JSON allows but UTF-8 does not, and a
 first stage that answers an error is not sent twice."""
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def test_a_failing_splade_encoding_passes_the_request_through(
 
 
 @pytest.mark.parametrize("mode", ["splade", "fusion"])
-def test_max_score_is_that_of_the_hits_returned(es_indices, models, mode):
+def test_max_score_is_the_best_of_the_hits_ranked(es_indices, models, mode):
     index = es_indices.reranked
     body = {"query": {"match": {"text": "the water light star heart"}}, "size": 4}
     config = service_config(

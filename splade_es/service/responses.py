@@ -3,7 +3,7 @@
 A reranked ``_search`` answer is the upstream's answer (``took``, ``_shards``, ``hits.total``,
 aggregations, ...) with its hits reordered, each reranked hit carrying ``_first_stage_score``
 and ``_colbert_score``, then cut to the app's ``from``/``size``. A fail-open answer is the
-first stage's, cut the same way. Both carry the ``max_score`` of the hits they return (not
+first stage's, cut the same way. Both carry the best ``_score`` of the hits ranked (not
 the app query's, whose scores are on another scale). Errors the service raises itself (413,
 429, 502, 503) have the engines' error body.
 """
@@ -111,11 +111,12 @@ def _with_hits(
     answer: Mapping[str, Any], ordered: Sequence[Mapping[str, Any]], plan: SearchPlan
 ) -> dict[str, Any]:
     """``answer`` holding the page ``ordered[from:from+size]``, stripped (a new dict), its
-    ``max_score`` that of the page (``None`` for an empty one): a reranked head, RRF scores
-    or SPLADE scores are not on the scale of the app query's ``max_score``."""
+    ``max_score`` the best of ``ordered`` (as the engines give the best overall, whatever
+    ``from``; ``None`` when there is none): a reranked head, RRF scores or SPLADE scores are
+    not on the scale of the app query's ``max_score``."""
     page = ordered[plan.offset : plan.offset + plan.size]
     out = dict(answer)
     out["hits"] = dict(answer.get("hits", {}))
     out["hits"]["hits"] = [plan.route.strip(hit) for hit in page]
-    out["hits"]["max_score"] = max_score(page)
+    out["hits"]["max_score"] = max_score(ordered)
     return out
