@@ -90,9 +90,9 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for row in rows:
         marker = "o" if row["stage"] == "splade" else "s"
-        axes.scatter(row["p50_ms"], row["ndcg@10"], marker=marker)
-        axes.annotate(f"{row['documents']}\n{row['queries']}", (row["p50_ms"], row["ndcg@10"]),
-                      fontsize=7, xytext=(4, 4), textcoords="offset points")  # fmt: skip
+        label = f"{row['documents']}; queries: {row['queries']}"
+        axes.scatter(row["p50_ms"], row["ndcg@10"], marker=marker, label=label)
+    axes.legend(fontsize=7, loc="lower right")
     axes.set_xlabel("query latency p50, ms (client side, query encoding included)")
     axes.set_ylabel("nDCG@10")
     axes.set_title("Doc-only SPLADE: quality against query cost")

@@ -73,6 +73,7 @@ SECTIONS = {
     "speed": Section("speed/speed.md"),
     "storage": Section("storage.md"),
     "scoring": Section("scoring.md"),
+    "doc-only": Section("doc_only/doc_only.md"),
 }
 
 

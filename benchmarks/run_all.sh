@@ -53,6 +53,15 @@
 #   sweep     eval_sweep.py -> results/sweep/sweep.{json,md,png}
 #   e.g. benchmarks/run_all.sh --models runs/trained trained sweep render
 #
+# CPU-trained step, only when named (the training takes about 15 minutes a model on 2 cores):
+#   doc-only  trains SPLADE three times here on SciFact train (in-batch negatives only, 3
+#             epochs, batch 32, lr 2e-4, λ after a 30-step ramp): --query-encoder static
+#             (doc-only) with λ_d 1e-3 and 1e-4, and model (full, λ 1e-3), into
+#             $WORK/doc-only/{static,static-l1e-4,model} (kept: a re-run reuses them), then
+#             benchmarks/doc_only.py evaluates zero-shot splade-tiny and the three on the
+#             engine's node (the published run: elasticsearch, --engine elasticsearch)
+#             -> results/doc_only/doc_only.{json,md,png}
+#
 # SMOKE=1: the same chain at toy sizes (4 queries, 40-document eval subsets, 16 documents,
 # 5-second loads, memory sizes 0,24, fuzz scale 0.2) to prove it runs;
 # results go to $WORK/results and `render` writes copies of the docs in $WORK/docs, so nothing
@@ -62,7 +71,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEFAULT_STEPS="eval eval128 splade colbert storage scoring speed load-es load-os memory fuzz faults render"
-ALL_STEPS="$DEFAULT_STEPS negatives trained sweep"
+ALL_STEPS="$DEFAULT_STEPS negatives trained sweep doc-only"
 SCIFACT="${SCIFACT:-../shared/datasets/scifact}"
 WORK="${WORK:-runs/run_all}"
 MODELS="${MODELS:-}"
@@ -262,6 +271,26 @@ if wanted trained; then
     --out "$WORK/eval-trained" --es-url "$URL" --no-progress ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"}
   copy_report "$WORK/eval-trained" scifact-trained
   cp "$MODELS/facts.json" "$RESULTS/training-facts.json"
+fi
+
+if wanted doc-only; then
+  main_url; STEPS_CPU=(--epochs 3); [[ "${SMOKE:-0}" == 1 ]] && STEPS_CPU=(--max-steps 2)
+  # name, query encoder, λ_d (λ_q is used by the full model only)
+  for run in "static static 1e-3" "static-l1e-4 static 1e-4" "model model 1e-3"; do
+    read -r name kind lambda_d <<< "$run"
+    [[ -f "$WORK/doc-only/$name/final/modules.json" ]] && continue
+    log "doc-only: splade-es train splade --query-encoder $kind --lambda-d $lambda_d"
+    splade-es train splade --corpus "$SCIFACT" --split train --negatives-per-example 0 \
+      --query-encoder "$kind" --lambda-q 1e-3 --lambda-d "$lambda_d" --lambda-warmup-steps 30 \
+      "${STEPS_CPU[@]}" --batch-size 32 --lr 2e-4 --eval-steps 1000 --save-steps 1000 \
+      --device cpu --no-progress --out "$WORK/doc-only/$name"
+  done
+  log "doc-only: doc_only.py"
+  python benchmarks/doc_only.py --data "$SCIFACT" --es-url "$URL" --out "$RESULTS/doc_only" \
+    --model "splade-tiny, zero-shot=splade-tiny" \
+    --model "doc-only, trained (λ_d 1e-3)=$WORK/doc-only/static/final" \
+    --model "doc-only, trained (λ_d 1e-4)=$WORK/doc-only/static-l1e-4/final" \
+    --model "full, trained (λ 1e-3)=$WORK/doc-only/model/final" ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"}
 fi
 
 if wanted sweep; then
