@@ -36,7 +36,7 @@ from splade_es.service.config import ServiceConfig
 from splade_es.service.embeddings import EmbeddingSource
 from splade_es.service.models import ServiceModels
 from splade_es.service.queries import Unhandled
-from splade_es.service.upstream import Upstream
+from splade_es.service.upstream import Upstream, read_json
 
 __all__ = ["IndexCatalog", "IndexProfile", "SpladeField", "profile_from_mapping"]
 
@@ -139,7 +139,7 @@ class IndexCatalog:
             if response.status_code != 200:
                 raise Unhandled(f"index mapping unreadable (status {response.status_code})")
             try:
-                answer = response.json()
+                answer = read_json(response.content)
             except ValueError as error:
                 raise Unhandled("index mapping is not JSON") from error
             found: IndexProfile | Unhandled = profile_from_mapping(
@@ -170,7 +170,9 @@ class IndexCatalog:
             if response.status_code != 200:
                 raise Unhandled(f"codebook unreadable (status {response.status_code})")
             try:
-                codebook, projection = codebook_from_document(response.json()["_source"], meta)
+                codebook, projection = codebook_from_document(
+                    read_json(response.content)["_source"], meta
+                )
             except (KeyError, ValueError) as error:
                 raise Unhandled("codebook unreadable") from error
         config = RerankConfig(field=profile.source.field, on_missing="first_stage")

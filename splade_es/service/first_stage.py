@@ -29,7 +29,7 @@ from splade_es.service.config import FirstStage
 from splade_es.service.models import ServiceModels
 from splade_es.service.queries import SearchPlan, Unhandled, app_filters
 from splade_es.service.rerank_stage import ModelPool, PoolBusy
-from splade_es.service.upstream import Upstream
+from splade_es.service.upstream import Upstream, read_json
 
 __all__ = ["FirstStageAnswer", "FirstStageRunner", "fused_hits", "splade_body"]
 
@@ -179,7 +179,7 @@ class FirstStageRunner:
         if response.status_code != 200:
             return FirstStageAnswer(response.status_code, {}, response.headers, response.content)
         try:
-            answer: Any = response.json()
+            answer: Any = read_json(response.content)
         except ValueError as error:
             raise Unhandled("first-stage answer is not JSON") from error
         if not isinstance(answer, dict):

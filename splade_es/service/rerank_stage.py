@@ -24,7 +24,7 @@ from colbert_rerank.rerank import Reranker, RerankResult
 from splade_es.service.catalog import IndexCatalog, IndexProfile
 from splade_es.service.embeddings import embeddings_from, fetch_request
 from splade_es.service.queries import SearchPlan, Unhandled
-from splade_es.service.upstream import Upstream, UpstreamUnavailable
+from splade_es.service.upstream import Upstream, UpstreamUnavailable, read_json
 
 __all__ = ["ModelPool", "Outcome", "PoolBusy", "RerankStage"]
 
@@ -189,7 +189,7 @@ class RerankStage:
         response = await self.upstream.json_call(method, path, params, headers, body)
         if response.status_code != 200:
             raise Unhandled(f"embedding fetch failed (status {response.status_code})")
-        return embeddings_from(response.json(), profile.source.field)
+        return embeddings_from(read_json(response.content), profile.source.field)
 
 
 def _call(
