@@ -74,6 +74,8 @@ SECTIONS = {
     "storage": Section("storage.md"),
     "scoring": Section("scoring.md"),
     "doc-only": Section("doc_only/doc_only.md"),
+    "service": Section("service/service_load.md"),
+    "service-bad-requests": Section("service/bad_requests.md"),
 }
 
 

@@ -33,6 +33,10 @@
 #             work (BEFORE, default ba9cafb) then the current code -> results/speed/speed.*
 #   load-es   load.py, Elasticsearch, 8 clients x 60 s -> results/load/elasticsearch-8x60s.*
 #   load-os   load.py, OpenSearch, 8 clients x 60 s -> results/load/opensearch-8x60s.*
+#   service   service_load.py, Elasticsearch: splade-es serve against the library in process
+#             (8 clients x 60 s each), then an upstream node of its own SIGKILLed and relaunched
+#             mid-run -> results/service/service_load.*; service_bad_requests.py (hostile and
+#             malformed requests through the service) -> results/service/bad_requests.*
 #   memory    memory.py --sizes MEMORY_SIZES (default 0,2000,20000), on Elasticsearch
 #             -> results/memory/memory.*
 #   fuzz      fuzz_long.py (scale 15) against both nodes -> results/fuzz.json
@@ -70,7 +74,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEFAULT_STEPS="eval eval128 splade colbert storage scoring speed load-es load-os memory fuzz faults render"
+DEFAULT_STEPS="eval eval128 splade colbert storage scoring speed load-es load-os service memory fuzz faults render"
 ALL_STEPS="$DEFAULT_STEPS negatives trained sweep doc-only"
 SCIFACT="${SCIFACT:-../shared/datasets/scifact}"
 WORK="${WORK:-runs/run_all}"
@@ -226,6 +230,14 @@ if wanted load-es; then
   need elasticsearch; log "load-es: load.py --engine elasticsearch ${LOAD_ARGS[*]}"
   python benchmarks/load.py --engine elasticsearch ${LOAD_ARGS[@]+"${LOAD_ARGS[@]}"} --es-url "$ES_URL" \
     --out "$RESULTS/load"
+fi
+
+if wanted service; then
+  need elasticsearch; log "service: service_load.py and service_bad_requests.py"
+  SERVICE_ARGS=(); [[ "${SMOKE:-0}" == 1 ]] && SERVICE_ARGS=(--smoke)
+  python benchmarks/service_load.py --es-url "$ES_URL" --out "$RESULTS/service" \
+    ${SERVICE_ARGS[@]+"${SERVICE_ARGS[@]}"}
+  python benchmarks/service_bad_requests.py --es-url "$ES_URL" --out "$RESULTS/service"
 fi
 
 if wanted load-os; then
