@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from splade_es.search.pipeline import Retrieval, search_then_rerank
+from splade_es.search.pipeline import Mode, Retrieval, search_then_rerank
 
 if TYPE_CHECKING:
     from colbert_rerank.rerank import Reranker
@@ -255,8 +255,11 @@ def markdown(summary: LoadSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
-def search_rerank_request(searcher: Searcher, reranker: Reranker, k: int, depth: int) -> Request:
-    """A request: SPLADE top ``depth`` from ``searcher``, reranked by ``reranker``, first ``k``.
+def search_rerank_request(
+    searcher: Searcher, reranker: Reranker, k: int, depth: int, mode: Mode = "splade"
+) -> Request:
+    """A request: ``mode``'s top ``depth`` from ``searcher`` (SPLADE by default), reranked by
+    ``reranker``, first ``k``.
 
     The searcher must return the stored embeddings (``SearchConfig(include_embeddings=True)``)
     or the reranker must have a fetch function. Both are shared by every caller.
@@ -267,7 +270,7 @@ def search_rerank_request(searcher: Searcher, reranker: Reranker, k: int, depth:
     if k < 1 or depth < 1:
         raise ValueError(f"k={k!r}, depth={depth!r}: expected positive integers.")
 
-    retrieval = Retrieval(k=k, rerank_k=depth)
+    retrieval = Retrieval(k=k, mode=mode, rerank_k=depth)
 
     def request(query: str) -> Response:
         ranking = search_then_rerank(searcher, query, retrieval, reranker)

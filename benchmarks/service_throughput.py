@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from load import load_average
-from load_generator import LoadConfig, LoadRun, Request, Response, run_load, summarize
+from load_generator import (
+    LoadConfig,
+    LoadRun,
+    Request,
+    Response,
+    run_load,
+    search_rerank_request,
+    summarize,
+)
 from service_client import (
     ServiceAnswer,
     ServiceClient,
@@ -39,10 +47,8 @@ from service_client import (
 )
 
 from colbert_rerank.encoder import ColbertEncoder
-from colbert_rerank.rerank import Reranker
 from splade_es.cluster.connection import Cluster
 from splade_es.encoding.encoder import SpladeEncoder
-from splade_es.search.pipeline import Retrieval, search_then_rerank
 from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import SearchConfig, Searcher
 
@@ -89,24 +95,6 @@ class Agreement:
     differing: int
     ties_only: int
     examples: list[str]
-
-
-def in_process_request(searcher: Searcher, reranker: Reranker, k: int, rerank_k: int) -> Request:
-    """The library in process: BM25 top ``rerank_k`` reranked, the first ``k`` returned."""
-    retrieval = Retrieval(k=k, mode="bm25", rerank_k=rerank_k)
-
-    def request(query: str) -> Response:
-        ranking = search_then_rerank(searcher, query, retrieval, reranker)
-        stats = ranking.rerank
-        rerank_ms = 0.0 if stats is None else stats.encode_ms + stats.fetch_ms
-        rerank_ms += 0.0 if stats is None else stats.decode_ms + stats.maxsim_ms
-        return Response(
-            tuple(hit.id for hit in ranking.hits),
-            tuple(hit.score for hit in ranking.hits),
-            {"search": ranking.search_ms, "rerank": rerank_ms},
-        )
-
-    return request
 
 
 def strict(request: Request) -> Request:
@@ -211,7 +199,7 @@ def run_throughput(setup: ThroughputSetup) -> tuple[dict[str, Any], dict[str, Lo
         setup.cluster, setup.splade, SearchConfig(index=setup.index, include_embeddings=True)
     )
     reranker = open_reranker(setup.cluster, setup.index, setup.colbert)
-    local = in_process_request(searcher, reranker, setup.k, setup.options.rerank_k)
+    local = search_rerank_request(searcher, reranker, setup.k, setup.options.rerank_k, "bm25")
     log = setup.work / "service-throughput.log"
     config = LoadConfig(clients=setup.clients, seconds=setup.seconds)
     with service_process(setup.cluster.url, setup.index, setup.options, log) as url:
