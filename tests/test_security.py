@@ -16,13 +16,23 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from cli_runner import cli
 from corpus_fixture import DOCS, QUERIES, write_beir, write_jsonl
+from secured_service import (
+    build_secured_index,
+    drop_index,
+    engine_error,
+    every_log_record,
+    node_answer,
+)
 
 from conftest import cache_dir
 from splade_es.cluster.clients import elasticsearch_client, opensearch_client
@@ -44,7 +54,10 @@ from splade_es.engines.security import (
 from splade_es.engines.spec import secured_opensearch_spec
 from splade_es.indexing.bulk import BulkConfig, index_documents
 from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import SearchConfig, Searcher
+from splade_es.service import IndexRule, ServiceConfig, ServiceModels, ServiceThread
+from splade_es.service.models import warm_up
 
 pytestmark = pytest.mark.security
 
@@ -352,3 +365,220 @@ def test_configuration_files_hold_no_plaintext_password(tmp_path):
     assert "plugins.security.ssl.http.enabled: true" in settings
     users = internal_users_yaml("admin", "$2y$12$abcdefghijklmnopqrstuv")
     assert '"admin":' in users and '"$2y$12$abcdefghijklmnopqrstuv"' in users
+
+
+# The reranking service (``splade-es serve``) in front of the secured node: it keeps no
+# credentials of its own, so each app's pass through to the node, which answers them.
+
+RERANK_K = 5
+SERVICE_TEXT = "does aspirin prevent heart attacks the risk of a star and the light in the water"
+SERVICE_SEARCH = {"query": {"match": {"text": SERVICE_TEXT}}, "size": 3}
+
+
+def basic(username: str, secret: str) -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+REFUSED = {
+    "no credentials": {},
+    "wrong password": basic("admin", WRONG_PASSWORD),
+    "API key": {"Authorization": f"ApiKey {API_KEY}"},
+    "bearer token": {"Authorization": f"Bearer {API_KEY}"},
+}
+
+
+@pytest.fixture(scope="module")
+def service_index(good, splade_encoder, colbert_encoder) -> Iterator[str]:
+    """A ``sec-svc-...`` splade-es index with ColBERT embeddings, built through TLS + auth."""
+    cluster = connect(good)
+    try:
+        name = build_secured_index(cluster, splade_encoder, colbert_encoder)
+        try:
+            yield name
+        finally:
+            drop_index(cluster, name)
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def service_models(colbert_encoder) -> ServiceModels:
+    models = ServiceModels(colbert_encoder)
+    warm_up(models)  # as load_models does: the first rerank is within its budget
+    return models
+
+
+@pytest.fixture
+def service_config(good, service_index) -> ServiceConfig:
+    """The service in front of the secured node, trusting its CA (a fresh one per test:
+    its index cache then holds only what this test's requests put there)."""
+    return ServiceConfig(
+        upstream=good.url,
+        port=0,
+        indices=(IndexRule(service_index, RERANK_K),),
+        ca_certs=good.ca_certs,
+        rerank_timeout_ms=10_000,  # a loaded CI machine: the rerank, not the budget, is tested
+    )
+
+
+@pytest.mark.opensearch
+def test_the_service_reranks_for_an_app_with_basic_auth(
+    good, password, service_index, service_config, service_models, colbert_encoder
+):
+    from opensearchpy import OpenSearch
+
+    path = f"/{service_index}/_search"
+    with ServiceThread(service_config, service_models) as url:
+        client = OpenSearch(hosts=[url], http_auth=("admin", password))
+        try:
+            body = client.search(index=service_index, body=SERVICE_SEARCH)
+            connection = client.transport.get_connection()
+            status, headers, raw = connection.perform_request(
+                "POST", path, body=json.dumps(SERVICE_SEARCH)
+            )
+        finally:
+            client.close()
+    assert status == 200 and headers["X-Splade-Es"] == f"reranked {RERANK_K}"
+    hits = body["hits"]["hits"]
+    assert [hit["_id"] for hit in json.loads(raw)["hits"]["hits"]] == [h["_id"] for h in hits]
+    # The library's answer: the node's first stage, its head reranked in process.
+    cluster = connect(good)
+    try:
+        depth = {"query": SERVICE_SEARCH["query"], "size": RERANK_K}
+        first = cluster.request("POST", path, body=depth)["hits"]["hits"]
+        head = open_reranker(cluster, service_index, colbert_encoder).rerank(SERVICE_TEXT, first)
+    finally:
+        cluster.close()
+    assert len(first) == RERANK_K
+    assert [hit["_id"] for hit in hits] == [hit["_id"] for hit in head.hits][:3]
+    colbert = {hit["_id"]: hit["_colbert_score"] for hit in head.hits}
+    for hit in hits:
+        assert hit["_colbert_score"] == pytest.approx(colbert[hit["_id"]], abs=1e-5)
+        assert hit["_score"] == hit["_colbert_score"]
+        assert isinstance(hit["_first_stage_score"], float) and "fields" not in hit
+
+
+@pytest.mark.parametrize("who", list(REFUSED))
+@pytest.mark.opensearch
+def test_refused_credentials_get_the_nodes_own_answer(
+    good, password, service_index, service_config, service_models, who
+):
+    headers = REFUSED[who]
+    requests = [
+        ("POST", f"/{service_index}/_search", SERVICE_SEARCH),  # a reranked index
+        ("GET", f"/{service_index}/_mapping", None),  # passed through
+        ("GET", "/_cat/indices", None),
+    ]
+    with ServiceThread(service_config, service_models) as url:
+        # A search the app may run first (the index then known to the service) and none.
+        warmed = httpx.post(
+            f"{url}{requests[0][1]}", json=SERVICE_SEARCH, headers=basic("admin", password)
+        )
+        assert warmed.headers["x-splade-es"] == f"reranked {RERANK_K}"
+        for method, path, body in requests:
+            direct = node_answer(good, method, path, headers, body)
+            proxied = httpx.request(method, url + path, headers=headers, json=body, timeout=30)
+            assert direct.status_code == 401, direct.text
+            assert (proxied.status_code, proxied.content) == (401, direct.content), path
+            for name in ("content-type", "www-authenticate"):
+                assert proxied.headers[name] == direct.headers[name], (path, name)
+            if path.endswith("/_search"):
+                assert proxied.headers["x-splade-es"] == "passthrough; first stage answered 401"
+    with ServiceThread(service_config, service_models) as url:  # the index not known yet
+        proxied = httpx.post(f"{url}{requests[0][1]}", json=SERVICE_SEARCH, headers=headers)
+    direct = node_answer(good, "POST", requests[0][1], headers, SERVICE_SEARCH)
+    assert (proxied.status_code, proxied.content) == (401, direct.content)
+    assert proxied.headers["x-splade-es"].startswith("passthrough; ")
+
+
+@pytest.mark.opensearch
+def test_a_refused_app_does_not_stop_reranking_for_the_others(
+    password, service_index, service_config, service_models
+):
+    path = f"/{service_index}/_search"
+    with ServiceThread(service_config, service_models) as url:
+        refused = httpx.post(url + path, json=SERVICE_SEARCH, headers=REFUSED["no credentials"])
+        allowed = httpx.post(url + path, json=SERVICE_SEARCH, headers=basic("admin", password))
+    assert refused.status_code == 401 and allowed.status_code == 200
+    assert allowed.headers["x-splade-es"] == f"reranked {RERANK_K}"
+
+
+@pytest.mark.opensearch
+def test_no_credential_reaches_the_service_logs_metrics_or_health(
+    password, service_index, service_config, service_models, other_ca, caplog
+):
+    path = f"/{service_index}/_search"
+    wrong_ca = replace(service_config, ca_certs=other_ca)
+    answers: list[httpx.Response] = []
+    with (
+        ServiceThread(service_config, service_models) as url,
+        ServiceThread(wrong_ca, service_models) as unverified,
+        every_log_record(caplog),  # after the services: uvicorn set its loggers up again
+    ):
+        for headers in (basic("admin", password), *REFUSED.values()):
+            for base in (url, unverified):
+                answers.append(httpx.post(base + path, json=SERVICE_SEARCH, headers=headers))
+                answers.append(httpx.get(f"{base}/_cat/indices?v", headers=headers))
+        pages = {
+            f"{name} of {base}": httpx.get(f"{base}/_splade_es/{name}")
+            for base in (url, unverified)
+            for name in ("health", "metrics")
+        }
+    assert answers[0].headers["x-splade-es"] == f"reranked {RERANK_K}"
+    assert [answer.status_code for answer in answers[2:4]] == [503, 503]  # the wrong CA
+    loggers = {record.name.split(".")[0] for record in caplog.records}
+    assert {"httpx", "httpcore", "splade_es"} <= loggers, loggers  # the logs were on
+    assert any(record.levelname == "DEBUG" for record in caplog.records)
+    assert_clean(caplog.text, password, "the service's logs")
+    for record in caplog.records:
+        assert_clean(repr(record.args) + repr(record.__dict__), password, "a log record")
+    for answer in answers:
+        assert_clean(answer.text + repr(answer.headers.raw), password, "an answer")
+    for what, page in pages.items():
+        assert page.status_code in (200, 503)
+        assert_clean(page.text + repr(page.headers.raw), password, f"the {what}")
+
+
+@pytest.mark.opensearch
+def test_a_wrong_ca_is_an_engine_error_not_a_hang(
+    password, service_index, service_config, service_models, other_ca
+):
+    config = replace(service_config, ca_certs=other_ca)
+    started = time.monotonic()
+    with ServiceThread(config, service_models) as url:
+        health = httpx.get(f"{url}/_splade_es/health", timeout=30)
+        searched = httpx.post(
+            f"{url}/{service_index}/_search",
+            json=SERVICE_SEARCH,
+            headers=basic("admin", password),
+            timeout=30,
+        )
+        passed = httpx.get(f"{url}/_cat/indices", headers=basic("admin", password), timeout=30)
+    assert time.monotonic() - started < 20
+    assert health.status_code == 503
+    report = health.json()
+    assert report["status"] == "upstream unreachable" and report["upstream"]["reachable"] is False
+    assert report["upstream"]["url"] == service_config.upstream
+    for answer in (searched, passed):
+        assert answer.status_code in (502, 503), answer.text
+        error = engine_error(answer)
+        assert error["type"] in ("upstream_unavailable_exception", "upstream_error_exception")
+        assert "certificate failed verification: set ca_certs" in error["reason"]
+    assert "ca_certs" in report["upstream"]["problem"]
+
+
+def test_a_missing_ca_file_is_refused_naming_ca_certs(tmp_path):
+    missing = tmp_path / "no-such-ca.pem"
+    rule = (IndexRule("sec-svc-docs"),)
+    with pytest.raises(ValueError, match=r"ca_certs='.*no-such-ca\.pem': no such file"):
+        ServiceConfig(upstream="https://127.0.0.1:9200", port=0, indices=rule, ca_certs=missing)
+    with pytest.raises(ValueError, match=r"ca_certs='.*': no such file"):
+        ServiceConfig(upstream="https://127.0.0.1:9200", port=0, indices=rule, ca_certs=tmp_path)
+
+
+def test_a_ca_file_that_is_not_a_pem_is_refused_naming_ca_certs(tmp_path):
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match=r"ca_certs='.*ca\.pem' holds no readable CA certificate"):
+        ServiceConfig(upstream="https://127.0.0.1:9200", port=0, ca_certs=garbage)

@@ -123,7 +123,8 @@ class IndexCatalog:
 
         Raises:
             Unhandled: not an index the service reranks, or its mapping cannot be read
-                (either answer is cached for ``meta_ttl_s``).
+                (either answer is cached for ``meta_ttl_s``, except a 401/403: those depend
+                on the app's credentials).
             UpstreamUnavailable: no answer (not cached).
         """
         cached = self._profiles.get(target)
@@ -147,7 +148,8 @@ class IndexCatalog:
             )
         except Unhandled as error:
             found = error
-        self._profiles[target] = (time.monotonic(), found)
+        if response.status_code not in (401, 403):  # refused for these credentials only:
+            self._profiles[target] = (time.monotonic(), found)  # another app may read it
         return _raised(found)
 
     async def reranker(

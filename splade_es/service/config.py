@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import json
+import ssl
 import tomllib
 import urllib.parse
 from collections.abc import Mapping
@@ -293,6 +294,14 @@ def _check_ca_certs(path: Path | None) -> None:
             f"ca_certs={str(path)!r}: no such file: pass the PEM file of the CA that signed "
             "the upstream's certificate (or leave ca_certs out for the system CAs)."
         )
+    if path is not None:
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except (ssl.SSLError, ValueError) as error:
+            raise ValueError(
+                f"ca_certs={str(path)!r} holds no readable CA certificate ({error}): pass the "
+                "PEM file of the CA that signed the upstream's certificate."
+            ) from error
 
 
 def _check_upstream(url: Any) -> None:

@@ -163,9 +163,7 @@ class Upstream:
             return await self.client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise UpstreamUnavailable(
-                503,
-                "upstream_unavailable_exception",
-                f"the upstream cluster cannot be reached ({type(error).__name__})",
+                503, "upstream_unavailable_exception", _unreachable(error)
             ) from error
         except httpx.TransportError as error:
             raise UpstreamUnavailable(
@@ -252,3 +250,17 @@ def read_json(content: bytes) -> Any:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
         return json.loads(content)
+
+
+def _unreachable(error: BaseException) -> str:
+    """Why the upstream cannot be reached, naming ``ca_certs`` when its certificate failed
+    verification (the message of an error, which may hold a URL, is left out)."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return (
+            "the upstream cluster's TLS certificate failed verification: set ca_certs "
+            "(--ca-certs) to the PEM file of the CA that signed it"
+        )
+    return f"the upstream cluster cannot be reached ({type(error).__name__})"
