@@ -214,9 +214,10 @@ def test_an_unexpected_error_answers_in_the_engines_shape(
     assert type(error).__name__ in caplog.text and SECRET not in caplog.text
 
 
-def test_a_failed_mapping_read_is_cached(models):
-    refused = b'{"error":{"type":"security_exception"},"status":403}'
-    routes = {"/docs/_mapping": (403, refused)}
+@pytest.mark.parametrize(("status", "reads"), [(404, 1), (403, 3), (401, 3)])
+def test_a_failed_mapping_read_is_cached_unless_the_credentials_were_refused(models, status, reads):
+    refused = b'{"error":{"type":"some_exception"},"status":%d}' % status
+    routes = {"/docs/_mapping": (status, refused)}
     with (
         FakeUpstream(routes=routes) as fake,
         running(service_config(fake.url, "docs"), models) as url,
@@ -225,9 +226,10 @@ def test_a_failed_mapping_read_is_cached(models):
             httpx.post(f"{url}/docs/_search", json={"query": {"match": {"t": "x"}}})
             for _ in range(3)
         ]
-    reason = "passthrough; index mapping unreadable (status 403)"
+    reason = f"passthrough; index mapping unreadable (status {status})"
     assert [answer.headers["x-splade-es"] for answer in answers] == [reason] * 3
-    assert fake.paths.count("/docs/_mapping") == 1
+    # a 401/403 says nothing about the next app's credentials: read again each time
+    assert fake.paths.count("/docs/_mapping") == reads
     assert fake.paths.count("/docs/_search") == 3
 
 

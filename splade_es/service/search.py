@@ -21,7 +21,13 @@ from starlette.responses import Response
 from splade_es.service.catalog import IndexCatalog
 from splade_es.service.config import IndexRule
 from splade_es.service.first_stage import FirstStageAnswer, FirstStageRunner
-from splade_es.service.forwarding import AppRequest, content_response, forward, json_response
+from splade_es.service.forwarding import (
+    AppRequest,
+    content_response,
+    error_response,
+    forward,
+    json_response,
+)
 from splade_es.service.metrics import ServiceMetrics
 from splade_es.service.queries import SearchPlan, Unhandled, plan_search
 from splade_es.service.rerank_stage import Outcome, RerankStage
@@ -71,6 +77,9 @@ class SearchHandler:
             sent = forwarded_headers(request.headers, body_unchanged=False)
             path = request.raw_path.decode("ascii")
             first = await self.first_stage.run(plan, profile, path, sent)
+        except BadBody as error:  # the engines hang up on such a body: answer it here
+            self.metrics.requests.labels(outcome="refused").inc()
+            return error_response(400, "parse_exception", str(error))
         except Unhandled as error:
             return await self.passthrough(request, error.reason)
         if first.status != 200:
@@ -124,6 +133,10 @@ class SearchHandler:
         )
 
 
+class BadBody(ValueError):
+    """A ``_search`` body no engine could read (the engines close the connection on it)."""
+
+
 def _decoded(body: bytes, encoding: str, limit: int) -> Any:
     """The app's JSON body (gzip-compressed ones too, as the clients' ``http_compress``
     sends them, up to ``limit`` bytes once decompressed)."""
@@ -132,15 +145,18 @@ def _decoded(body: bytes, encoding: str, limit: int) -> Any:
         try:
             body = inflate.decompress(body, limit + 1)
         except zlib.error as error:
-            raise Unhandled("body is not gzip") from error
+            raise BadBody(
+                "the request body is declared Content-Encoding: gzip but is not gzip: send it "
+                "compressed, or without that header"
+            ) from error
         if len(body) > limit or inflate.unconsumed_tail:
             raise Unhandled("body over the limit once decompressed")
     elif encoding not in ("", "identity"):
         raise Unhandled("body encoding unreadable")
     if not body.strip():
         return {}
-    try:
-        return json.loads(body)
+    try:  # strict UTF-8: json.loads(bytes) lets lone surrogates through, the engines do not
+        return json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise Unhandled("body is not JSON") from error
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from splade_es.service.config import ServiceConfig
 from splade_es.service.models import ServiceModels
 from splade_es.service.proxy import create_app
+from splade_es.service.responses import error_body
 
 __all__ = ["GRACE_S", "ServiceThread", "bind", "serve", "url_of"]
 
@@ -71,11 +75,27 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+class _EngineShapedH11(H11Protocol):
+    """uvicorn's h11 protocol, answering the requests h11 itself refuses (two Host headers, a
+    malformed request line or Content-Length) in the engines' JSON error shape, not as text."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps(error_body(400, "illegal_argument_exception", msg)).encode("ascii")
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+
 def _server(config: ServiceConfig, models: ServiceModels) -> uvicorn.Server:
     app = create_app(config, models)
     settings = uvicorn.Config(
         app,
-        http="h11",  # h11 keeps absolute request targets visible, so they can be refused
+        http=_EngineShapedH11,  # h11 keeps absolute targets visible, so they can be refused
         lifespan="on",
         log_level="warning",
         access_log=False,
