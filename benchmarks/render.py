@@ -75,7 +75,7 @@ SECTIONS = {
     "scoring": Section("scoring.md"),
     "doc-only": Section("doc_only/doc_only.md"),
     "service": Section("service/service_load.md"),
-    "service-bad-requests": Section("service/bad_requests.md"),
+    "service-bad-requests": Section("service/bad_requests.md", report_tables),
 }
 
 
