@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 
 import httpx
 import pytest
@@ -219,3 +222,24 @@ def test_splade_and_fusion_first_stages_keep_filters_and_aggregations(
         reranker = open_reranker(indices.cluster, index, colbert_encoder)
         expected = reranker.rerank(TEXT, [hit.as_dict() for hit in first]).hits
         assert [hit["_id"] for hit in hits] == [hit["_id"] for hit in expected[:3]]
+
+
+def curl(*args: str) -> tuple[dict[str, str], bytes]:
+    """``curl -s -i`` as a shell script would call it: the headers (lower-cased) and body."""
+    out = subprocess.run(["curl", "-s", "-i", *args], capture_output=True, check=True).stdout
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+    return headers, body
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_gets_the_same_bytes_and_a_reranked_search(indices, service, colbert_encoder):
+    path = f"/_cat/indices/{indices.reranked}?h=index,docs.count&format=json"
+    assert curl(service + path)[1] == curl(indices.cluster.url + path)[1]
+    index, query = indices.reranked, json.dumps({"query": MATCH, "size": 3})
+    json_type = ("-H", "Content-Type: application/json")
+    headers, body = curl("-X", "POST", *json_type, "-d", query, f"{service}/{index}/_search")
+    assert headers["x-splade-es"] == f"reranked {RERANK_K}"
+    ids = [hit["_id"] for hit in json.loads(body)["hits"]["hits"]]
+    assert ids == expected_page(indices, colbert_encoder, index, MATCH, 0, 3)[0]
