@@ -16,6 +16,7 @@ from splade_es.cli import cli
 from splade_es.cli.colbert import ColbertOptions, RerankOptions, storage_options
 from splade_es.cli.models import ModelOptions, encoder_options
 from splade_es.cli.options import (
+    LISTEN_PORT,
     NON_NEGATIVE_INT,
     PORT,
     POSITIVE_INT,
@@ -97,7 +98,10 @@ FREE_INTEGERS = {"--seed"}
 def test_integer_options_use_the_shared_validators(path):
     for param in COMMANDS[path].params:
         if isinstance(param.type, click.types.IntParamType) and param.opts[0] not in FREE_INTEGERS:
-            assert param.type in (POSITIVE_INT, NON_NEGATIVE_INT, PORT), (path, param.opts)
+            assert param.type in (POSITIVE_INT, NON_NEGATIVE_INT, PORT, LISTEN_PORT), (
+                path,
+                param.opts,
+            )
 
 
 @pytest.mark.parametrize(

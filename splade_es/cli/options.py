@@ -35,6 +35,7 @@ POSITIVE_INT = click.IntRange(min=1)
 NON_NEGATIVE_INT = click.IntRange(min=0)
 """Integer options where 0 means "none" (replicas, hard negatives, a warm-up)."""
 PORT = click.IntRange(1, 65535)
+LISTEN_PORT = click.IntRange(0, 65535)  # a port to listen on: 0 picks a free one
 UNIT_FLOAT = click.FloatRange(0.0, 1.0)
 """Fusion weights, in [0, 1]."""
 

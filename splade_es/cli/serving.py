@@ -10,7 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from splade_es.cli.options import POSITIVE_INT
+from splade_es.cli.options import LISTEN_PORT, POSITIVE_INT
 
 FIRST_STAGES = ("app", "splade", "fusion")
 # Options that are config keys under the same name.
@@ -75,9 +75,7 @@ def _index_table(listed: Any, source: str) -> dict[str, Any]:
 @click.command("serve")
 @click.option("--upstream", metavar="URL", help="The cluster to proxy (or 'upstream' in --config).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", type=click.IntRange(0, 65535), default=9280, show_default=True, help="0: a free port."
-)
+@click.option("--port", type=LISTEN_PORT, default=9280, show_default=True, help="0: a free port.")
 @click.option(
     "--rerank-index",
     "rerank_indices",
