@@ -290,7 +290,8 @@ if wanted doc-only; then
   # name, query encoder, λ_d (λ_q is used by the full model only)
   for run in "static static 1e-3" "static-l1e-4 static 1e-4" "model model 1e-3"; do
     read -r name kind lambda_d <<< "$run"
-    [[ -f "$WORK/doc-only/$name/final/modules.json" ]] && continue
+    done_file=modules.json; [[ "$kind" == static ]] && done_file=query_weights.safetensors
+    [[ -f "$WORK/doc-only/$name/final/modules.json" && -f "$WORK/doc-only/$name/final/$done_file" ]] && continue
     log "doc-only: splade-es train splade --query-encoder $kind --lambda-d $lambda_d"
     splade-es train splade --corpus "$SCIFACT" --split train --negatives-per-example 0 \
       --query-encoder "$kind" --lambda-q 1e-3 --lambda-d "$lambda_d" --lambda-warmup-steps 30 \

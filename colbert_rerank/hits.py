@@ -173,7 +173,7 @@ def stored_embeddings(
         return value, int(value.shape[0])
     if isinstance(value, str):
         try:  # OpenSearch returns doc values' base64 without its padding; strict mode
-            # refuses what validate=True refuses, about 3x faster (no regex pass)
+            # is what b64decode(validate=True) runs, without its copy of the text to bytes
             value = binascii.a2b_base64(value + "=" * (-len(value) % 4), strict_mode=True)
         except (binascii.Error, ValueError) as error:
             raise CodecError(f"stored value is not base64 ({error})") from error

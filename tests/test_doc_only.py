@@ -55,6 +55,10 @@ def test_idf_start_and_routing(splade_encoder):
     assert all(weights[i] == 0 for i in tokenizer.all_special_ids)
     with pytest.raises(ValueError, match="IDF over documents"):
         idf_weights([], tokenizer, 64)
+    wider = idf_weights(texts, tokenizer, 64, size=len(weights) + 8, chunk=1)  # padded output
+    assert wider.shape == (len(weights) + 8,) and torch.equal(wider[: len(weights)], weights)
+    with pytest.raises(ValueError, match="needs at least the vocabulary's"):
+        idf_weights(texts, tokenizer, 64, size=10)
     columns = ["query", "positive", "negative_1", "label"]
     assert router_mapping(columns) == {
         "query": "query",
@@ -97,6 +101,8 @@ def test_doc_only_queries_search_the_index_of_its_documents(
 
     doc_only = SpladeEncoder(EncoderConfig(model=str(start_folder), device="cpu"))
     assert doc_only.query_backend == "static"
+    with pytest.raises(ValueError, match="is a doc-only model: its queries run no model"):
+        SpladeEncoder(EncoderConfig(model=str(start_folder), device="cpu", query_backend="onnx"))
     assert (
         doc_only.fingerprint()["weights_sha256"] == splade_encoder.fingerprint()["weights_sha256"]
     )

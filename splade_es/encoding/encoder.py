@@ -168,8 +168,13 @@ class SpladeEncoder:
             tokens[index] = token
         self.vocabulary = FeatureVocabulary(tokens)
         self._fingerprint: dict[str, str] | None = None
-        special = self._tokenizer.all_special_ids
-        self._static = load_static_weights(path, len(tokens), special)
+        width = self._mlm.config.vocab_size if self._mlm is not None else len(tokens)
+        self._static = load_static_weights(path, width, self._tokenizer.all_special_ids)
+        if self._static is not None and config.query_backend == "onnx":
+            raise ValueError(
+                f"{config.model!r} is a doc-only model: its queries run no model, so there is "
+                "nothing for ONNX Runtime to run; use query_backend 'auto' or 'torch'."
+            )
         self._query_weights = self._static.pooled if self._static else self._onnx_queries()
 
     @property

@@ -25,22 +25,36 @@ __all__ = ["TABLE_PARAMETER", "doc_only_model", "idf_weights", "router_mapping",
 TABLE_PARAMETER = r"sub_modules\.query\.0\.weight$"  # the table's name inside the Router
 
 
-def idf_weights(texts: Sequence[str], tokenizer: Any, max_length: int) -> torch.Tensor:
-    """BM25 IDF ``[vocab]`` of every token over ``texts`` (their own tokens, first
-    ``max_length``); tokens no text holds get the largest IDF, special tokens 0.
+def idf_weights(
+    texts: Sequence[str],
+    tokenizer: Any,
+    max_length: int,
+    size: int | None = None,
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """BM25 IDF ``[size]`` of every token over ``texts`` (their own tokens, first
+    ``max_length``; tokenised ``chunk`` texts at a time); tokens no text holds get the
+    largest IDF, special tokens 0.
+
+    Args:
+        size: the table's length: the model's output dimension (``config.vocab_size``, which
+            may exceed the tokenizer's vocabulary); ``None``: the tokenizer's.
 
     Raises:
-        ValueError: ``texts`` is empty.
+        ValueError: ``texts`` is empty, or ``size`` is smaller than the vocabulary.
     """
     if not texts:
         raise ValueError("The static query table starts from IDF over documents: pass some.")
     vocab = len(tokenizer.get_vocab())
-    df = np.zeros(vocab, dtype=np.int64)
-    encoded = tokenizer(
-        list(texts), add_special_tokens=False, truncation=True, max_length=max_length
-    )["input_ids"]
-    for ids in encoded:
-        df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
+    size = vocab if size is None else size
+    if size < vocab:
+        raise ValueError(f"size={size}: the table needs at least the vocabulary's {vocab}.")
+    df = np.zeros(size, dtype=np.int64)
+    for start in range(0, len(texts), chunk):
+        part = list(texts[start : start + chunk])
+        encoded = tokenizer(part, add_special_tokens=False, truncation=True, max_length=max_length)
+        for ids in encoded["input_ids"]:
+            df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
     weights = torch.from_numpy(bm25_idf(df, len(texts)).copy())
     weights[torch.tensor(tokenizer.all_special_ids, dtype=torch.long)] = 0.0
     return weights
@@ -72,12 +86,14 @@ def router_mapping(columns: Sequence[str]) -> dict[str, str]:
 
 
 def save_doc_only(model: Any, folder: Path) -> Path:
-    """Save the document encoder as a SPLADE folder, with the table beside it."""
+    """Save the document encoder as a SPLADE folder, with the table beside it (written first:
+    a save cut short never leaves a folder that loads as a full model)."""
     from sentence_transformers import SparseEncoder
 
     router = model[0]
-    document = SparseEncoder(modules=list(router.sub_modules["document"]), similarity_fn_name="dot")
-    document.save_pretrained(str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
     table = router.sub_modules["query"][0].weight
     save_static_weights(folder, table.detach().float().cpu())
+    document = SparseEncoder(modules=list(router.sub_modules["document"]), similarity_fn_name="dot")
+    document.save_pretrained(str(folder))
     return folder

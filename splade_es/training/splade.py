@@ -249,7 +249,8 @@ def train_splade(
     encoder = load_trainable(config.model, device, config.document_max_length)
     if config.query_encoder == "static":
         texts = list(idf_texts) or sorted({t for e in examples for t in (e.positive, *e.negatives)})
-        idf = idf_weights(texts, encoder.tokenizer, config.document_max_length)
+        size = encoder[0].auto_model.config.vocab_size  # the document side's output width
+        idf = idf_weights(texts, encoder.tokenizer, config.document_max_length, size)
         encoder = doc_only_model(encoder, idf)
     dataset = as_dataset(example_rows(examples, margins))
     trainer = _trainer(config, encoder, dataset, dev, device)
