@@ -5,7 +5,8 @@ Evaluates each ``LABEL=MODEL`` (a SPLADE model: a full one, or a doc-only one tr
 evaluator, stages ``bm25``, ``splade`` (the model's own query side: the MLM, or the learned
 table of a doc-only model) and ``splade-idf`` (the query's tokens weighted by IDF over the
 index), in one run on one machine. Writes ``doc_only.{json,md,png}``: nDCG@10, Recall@100,
-latency p50/p95, query-encoding p50 and the latency against BM25's in the same evaluation.
+latency p50/p95, query-encoding p50, the latency against BM25's in the same evaluation, and
+for a doc-only model how far its learned table moved from the IDF it started from.
 
     python benchmarks/doc_only.py --data ../shared/datasets/scifact --es-url $URL \
         --model "splade-tiny=splade-tiny" --model "doc-only=runs/doc-only/static/final" \
@@ -25,7 +26,10 @@ import torch
 
 from splade_es.cluster.connection import ClusterConfig, connect
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
+from splade_es.encoding.static_query import load_static_weights
 from splade_es.evaluation.evaluator import EvalConfig, evaluate
+from splade_es.training.data import load_judgements
+from splade_es.training.doc_only import idf_weights
 
 STAGES = ("bm25", "splade", "splade-idf")
 BACKENDS = {"static": "learned table (no model)", "onnx": "model (ONNX Runtime)"}
@@ -65,17 +69,30 @@ def rows_of(label: str, backend: str, report: Mapping[str, Any]) -> list[dict[st
     return rows
 
 
+def table_drift(model: str, start: torch.Tensor, special: Sequence[int]) -> str | None:
+    """How far a doc-only model's learned table moved from its IDF start: ``mean / max`` of
+    ``|w - idf|`` over the tokens, and how many moved by more than 0.01 (``None``: no table)."""
+    table = load_static_weights(model, start.shape[0], special)
+    if table is None:
+        return None
+    moved = (table.weights - start).abs()
+    moved[torch.tensor(list(special), dtype=torch.long)] = 0.0
+    return f"{float(moved.mean()):.4f} / {float(moved.max()):.3f} ({int((moved > 0.01).sum())})"
+
+
 def markdown(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
     head = (
         "| documents | stage | query weights | nDCG@10 | R@100 | p50 ms | p95 ms | "
-        "query encoding p50 ms | p50 / BM25 p50 | terms/doc | index MB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "query encoding p50 ms | p50 / BM25 p50 | terms/doc | index MB | "
+        "table moved from IDF: mean / max (tokens > 0.01) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r['documents']} | {r['stage']} | {r['queries']} | {r['ndcg@10']:.4f} | "
         f"{r['recall@100']:.4f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
         f"{r['query_encode_p50_ms'] if r['query_encode_p50_ms'] is not None else '-'} | "
-        f"{r['vs_bm25_p50']:.2f}x | {r['avg_terms_per_doc']:.1f} | {r['index_mb']:.1f} |"
+        f"{r['vs_bm25_p50']:.2f}x | {r['avg_terms_per_doc']:.1f} | {r['index_mb']:.1f} | "
+        f"{r.get('table_drift') if r['queries'].startswith('learned') else '-'} |"
         for r in rows
     ]
     return f"{caption}\n\n{head}" + "\n".join(lines) + "\n"
@@ -100,6 +117,30 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def idf_start(data: Path, encoder: SpladeEncoder) -> torch.Tensor:
+    """The IDF table a doc-only model's training started from (``splade-es train splade
+    --corpus DATA``: every corpus text, the default 256 document tokens)."""
+    corpus = list(load_judgements(data, "train").corpus.values())
+    tokenizer = encoder.model.tokenizer
+    backbone: Any = encoder.model[0]
+    width = int(backbone.auto_model.config.vocab_size)
+    return idf_weights(corpus, tokenizer, 256, width)
+
+
+def evaluate_model(
+    cluster: Any, label: str, model: str, config: EvalConfig
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One model's rows (with its table's drift from IDF, for a doc-only one) and report."""
+    encoder = SpladeEncoder(EncoderConfig(model=model))
+    report = evaluate(cluster, encoder, config)
+    drift = None
+    if encoder.query_backend == "static":
+        start = idf_start(config.dataset, encoder)
+        drift = table_drift(model, start, encoder.model.tokenizer.all_special_ids)
+    rows = rows_of(label, encoder.query_backend, report)
+    return [{**row, "table_drift": drift} for row in rows], report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True)
@@ -113,16 +154,15 @@ def main() -> None:
         dataset=args.data, stages=STAGES, max_queries=args.max_queries, max_docs=args.max_docs
     )
     cluster = connect(ClusterConfig(url=args.es_url))
-    rows, reports = [], {}
+    rows: list[dict[str, Any]] = []
+    reports: dict[str, dict[str, Any]] = {}
     try:
         for spec in args.model:
             label, _, model = spec.partition("=")
             if not model:
                 raise SystemExit(f"--model {spec!r}: expected LABEL=MODEL.")
-            encoder = SpladeEncoder(EncoderConfig(model=model))
-            report = evaluate(cluster, encoder, config)
-            reports[label] = report
-            rows += rows_of(label, encoder.query_backend, report)
+            model_rows, reports[label] = evaluate_model(cluster, label, model, config)
+            rows += model_rows
     finally:
         cluster.close()
     first = next(iter(reports.values()))
