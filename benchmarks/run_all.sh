@@ -58,11 +58,11 @@
 #   e.g. benchmarks/run_all.sh --models runs/trained trained sweep render
 #
 # CPU-trained step, only when named (the training takes about 15 minutes a model on 2 cores):
-#   doc-only  trains SPLADE three times here on SciFact train (in-batch negatives only, 3
+#   doc-only  trains SPLADE four times here on SciFact train (in-batch negatives only, 3
 #             epochs, batch 32, lr 2e-4, λ after a 30-step ramp): --query-encoder static
-#             (doc-only) with λ_d 1e-3 and 1e-4, and model (full, λ 1e-3), into
-#             $WORK/doc-only/{static,static-l1e-4,model} (kept: a re-run reuses them), then
-#             benchmarks/doc_only.py evaluates zero-shot splade-tiny and the three on the
+#             (doc-only) with λ_d 1e-3 and 1e-4 (table lr 1e-3), λ_d 1e-4 with table lr 5e-2,
+#             and model (full, λ 1e-3), into $WORK/doc-only/<run> (kept: a re-run reuses
+#             them), then benchmarks/doc_only.py evaluates zero-shot splade-tiny and the four on the
 #             engine's node (the published run: elasticsearch, --engine elasticsearch)
 #             -> results/doc_only/doc_only.{json,md,png}
 #
@@ -287,14 +287,16 @@ fi
 
 if wanted doc-only; then
   main_url; STEPS_CPU=(--epochs 3); [[ "${SMOKE:-0}" == 1 ]] && STEPS_CPU=(--max-steps 2)
-  # name, query encoder, λ_d (λ_q is used by the full model only)
-  for run in "static static 1e-3" "static-l1e-4 static 1e-4" "model model 1e-3"; do
-    read -r name kind lambda_d <<< "$run"
+  # name, query encoder, λ_d (λ_q is used by the full model only), the table's learning rate
+  for run in "static static 1e-3 1e-3" "static-l1e-4 static 1e-4 1e-3" \
+             "static-l1e-4-tlr5e-2 static 1e-4 5e-2" "model model 1e-3 1e-3"; do
+    read -r name kind lambda_d table_lr <<< "$run"
     done_file=modules.json; [[ "$kind" == static ]] && done_file=query_weights.safetensors
     [[ -f "$WORK/doc-only/$name/final/modules.json" && -f "$WORK/doc-only/$name/final/$done_file" ]] && continue
     log "doc-only: splade-es train splade --query-encoder $kind --lambda-d $lambda_d"
     splade-es train splade --corpus "$SCIFACT" --split train --negatives-per-example 0 \
       --query-encoder "$kind" --lambda-q 1e-3 --lambda-d "$lambda_d" --lambda-warmup-steps 30 \
+      --table-lr "$table_lr" \
       "${STEPS_CPU[@]}" --batch-size 32 --lr 2e-4 --eval-steps 1000 --save-steps 1000 \
       --device cpu --no-progress --out "$WORK/doc-only/$name"
   done
@@ -303,6 +305,7 @@ if wanted doc-only; then
     --model "splade-tiny, zero-shot=splade-tiny" \
     --model "doc-only, trained (λ_d 1e-3)=$WORK/doc-only/static/final" \
     --model "doc-only, trained (λ_d 1e-4)=$WORK/doc-only/static-l1e-4/final" \
+    --model "doc-only, trained (λ_d 1e-4, table lr 5e-2)=$WORK/doc-only/static-l1e-4-tlr5e-2/final" \
     --model "full, trained (λ 1e-3)=$WORK/doc-only/model/final" ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"}
 fi
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import certifi
 import pytest
 
 from splade_es.cli.serving import config_values
@@ -24,7 +26,7 @@ URL = "http://127.0.0.1:9200"
 def test_a_toml_file_with_a_depth_per_index(tmp_path):
     path = tmp_path / "serve.toml"
     ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    ca.write_bytes(Path(certifi.where()).read_bytes())  # real CA certificates, as it checks
     path.write_text(
         f'upstream = "{URL}"\nport = 0\nrerank_k = 30\nfirst_stage = "fusion"\n'
         f'ca_certs = "{ca}"\n[indices."news-*"]\nrerank_k = 50\n[indices.docs]\n'
