@@ -299,7 +299,10 @@ def mget_fetcher(
     (8/9) accepts ``body=`` (its ``ids`` body field) and the ``_source_includes`` alias of
     ``source_includes``, and opensearch-py takes ``body=`` and ``_source_includes`` as a query
     parameter. Neither warns. ``_mget`` is real time; the ``doc_values`` form is read with a
-    search, which sees documents once the index has refreshed.
+    search, which sees documents once the index has refreshed. Ids ``_mget`` does not find
+    (documents indexed with a custom routing live on another shard than their id says, and an
+    index that requires routing refuses the lookup) are looked up again with one search by id
+    over every shard, which finds them once the index has refreshed.
 
     Args:
         client: an ``elasticsearch.Elasticsearch`` or ``opensearchpy.OpenSearch`` client.
@@ -318,15 +321,24 @@ def mget_fetcher(
     def fetch(ids: Sequence[str]) -> dict[str, str]:
         if not ids:
             return {}
-        if form == "doc_values":
-            body = {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "_source": False}
-            response = client.search(index=index, body={**body, **fetch_clause(field, form)})
-            docs = getattr(response, "body", response)["hits"]["hits"]
-        else:
+        docs: list[Any] = []
+        if form != "doc_values":
             options = {"stored_fields": field} if form == "stored" else {"_source_includes": field}
             response = client.mget(index=index, body={"ids": list(ids)}, **options)
             answer = getattr(response, "body", response)  # elasticsearch-py wraps the body
             docs = [doc for doc in answer["docs"] if doc.get("found")]
+        found = {doc["_id"] for doc in docs}
+        missing = [doc_id for doc_id in ids if doc_id not in found]
+        if missing:  # doc values, or ids stored under a custom routing that _mget misses
+            body = {"query": {"ids": {"values": missing}}, "size": len(missing), "_source": False}
+            if form == "source":
+                body["_source"] = [field]
+            elif form == "stored":
+                body["stored_fields"] = [field]
+            else:
+                body.update(fetch_clause(field, form))
+            response = client.search(index=index, body=body)
+            docs += getattr(response, "body", response)["hits"]["hits"]
         values = {doc["_id"]: hit_value(doc, field) for doc in docs}
         return {doc_id: value for doc_id, value in values.items() if value is not None}
 

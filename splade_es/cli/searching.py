@@ -28,7 +28,9 @@ from splade_es.cli.options import (
 from splade_es.cluster.admin import require_index
 from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import encoded_text
-from splade_es.search.pipeline import Mode, Retrieval, search_then_rerank
+from splade_es.search.config import SEARCH_TYPES, SearchType
+from splade_es.search.pipeline import Mode, Ranking, Retrieval, search_then_rerank
+from splade_es.search.pruning import QueryPruning, parse_pruning
 from splade_es.search.rerank import missing_embeddings, open_reranker
 from splade_es.search.searcher import (
     QUERY_ENCODERS,
@@ -38,6 +40,25 @@ from splade_es.search.searcher import (
     SearchConfig,
     Searcher,
 )
+
+
+class _PruningType(click.ParamType[QueryPruning]):
+    """``--prune``: a :func:`~splade_es.search.pruning.parse_pruning` spec."""
+
+    name = "POLICY"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> QueryPruning:
+        if isinstance(value, QueryPruning):
+            return value
+        try:
+            return parse_pruning(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+PRUNING = _PruningType()
 
 
 def _searcher(
@@ -119,6 +140,31 @@ _common = stack(
 @click.option(
     "--rerank", "with_rerank", is_flag=True, help="Rescore the first --rerank-k hits with ColBERT."
 )
+@click.option(
+    "--prune",
+    "pruning",
+    type=PRUNING,
+    default="none",
+    show_default=True,
+    help="Search-time SPLADE query pruning: none, or KEY=VALUE pairs of top_k (terms kept), "
+    "weight (keep terms >= this share of the largest weight), df (drop terms in more than this "
+    "share of documents), rescore (two-phase: dropped terms rescore each shard's top W), e.g. "
+    "'weight=0.2,rescore=200'.",
+)
+@click.option(
+    "--search-type",
+    type=click.Choice(SEARCH_TYPES),
+    default="query_then_fetch",
+    show_default=True,
+    help="dfs_query_then_fetch gathers BM25 term statistics from every shard first: BM25 and "
+    "hybrid scores then match a 1-shard index (SPLADE scores never depend on it).",
+)
+@click.option(
+    "--no-partial",
+    is_flag=True,
+    help="Fail when a shard has no copy that answers, instead of returning the other shards' "
+    "hits with a warning.",
+)
 @rerank_options
 @_common
 @query_encoder_options()
@@ -131,6 +177,9 @@ def search(
     splade_weight: float,
     filters: tuple[str, ...],
     with_rerank: bool,
+    pruning: QueryPruning,
+    search_type: SearchType,
+    no_partial: bool,
     index: str,
     allow_model_mismatch: bool,
     as_json: bool,
@@ -157,6 +206,9 @@ def search(
         allow_model_mismatch=allow_model_mismatch,
         include_embeddings=with_rerank,
         query_encoder=query_encoder,
+        pruning=pruning,
+        search_type=search_type,
+        allow_partial=not no_partial,
     )
     connection = open_cluster(cluster)
     try:
@@ -165,6 +217,16 @@ def search(
         ranking = search_then_rerank(searcher, query, retrieval, reranker)
     finally:
         connection.close()
+    _echo_notes(ranking)
+    rows = [_row(hit, searcher.embeddings_field) for hit in ranking.hits]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+    else:
+        _echo_rows(rows, index, filtered=bool(filters))
+
+
+def _echo_notes(ranking: Ranking) -> None:
+    """On stderr: the reranker's timings, and a warning when shards did not answer."""
     if ranking.rerank is not None:
         stats = ranking.rerank
         click.echo(
@@ -172,11 +234,12 @@ def search(
             f"{stats.decode_ms:.1f} ms, MaxSim {stats.maxsim_ms:.1f} ms",
             err=True,
         )
-    rows = [_row(hit, searcher.embeddings_field) for hit in ranking.hits]
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-    else:
-        _echo_rows(rows, index, filtered=bool(filters))
+    if ranking.shards.partial:
+        click.echo(
+            f"warning: partial answer: {ranking.shards.summary}; these hits come from the "
+            "shards that answered only (--no-partial fails instead).",
+            err=True,
+        )
 
 
 def _echo_rows(rows: list[dict[str, Any]], index: str, filtered: bool) -> None:

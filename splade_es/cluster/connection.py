@@ -197,7 +197,9 @@ class Cluster:
         ``_mget``, or from binary doc values (``form="doc_values"``) with a search.
 
         ``_mget`` is real time: a document is found as soon as it is indexed, before a
-        refresh; a search sees it after the next refresh. Built for fetch functions such as
+        refresh; a search sees it after the next refresh. Ids ``_mget`` misses (documents
+        indexed with a custom routing live on another shard than their id says) are looked
+        up again with one search by id over every shard. Built for fetch functions such as
         :class:`colbert_rerank.Reranker`'s
         (``lambda ids: cluster.fetch_field(index, ids, "colbert")``). Elasticsearch 9 keeps
         vector fields (``sparse_vector``, ``dense_vector``) out of ``_source``: for those,
@@ -221,14 +223,19 @@ class Cluster:
             raise TypeError(f"ids={ids!r} is a string: pass a list of ids, e.g. [{ids!r}].")
         if not ids:
             return {}
-        if form == "doc_values":
-            body = {"query": {"ids": {"values": list(ids)}}, "size": len(ids), "_source": False}
-            body["docvalue_fields"] = [field]
-            docs = self.request("POST", f"/{index}/_search", body=body)["hits"]["hits"]
-        else:
+        docs: list[Any] = []
+        if form != "doc_values":
             params = {"stored_fields": field} if form == "stored" else {"_source_includes": field}
             answer = self.request("POST", f"/{index}/_mget", body={"ids": list(ids)}, params=params)
             docs = [doc for doc in answer["docs"] if doc.get("found")]
+        found = {doc["_id"] for doc in docs}
+        missing = [doc_id for doc_id in ids if doc_id not in found]
+        if missing:  # doc values, or ids stored under a custom routing that _mget misses
+            body: dict[str, Any] = {"query": {"ids": {"values": missing}}, "size": len(missing)}
+            body["_source"] = [field] if form == "source" else False
+            if form != "source":
+                body["stored_fields" if form == "stored" else "docvalue_fields"] = [field]
+            docs += self.request("POST", f"/{index}/_search", body=body)["hits"]["hits"]
         from colbert_rerank.hits import hit_value  # loads torch: only when fetching embeddings
 
         values = {doc["_id"]: hit_value(doc, field) for doc in docs}

@@ -134,6 +134,7 @@ def _producer(
         config.encode_batch,
         config.queue_batches,
         config.checkpoint,
+        routing_field=config.routing_field,
     )
 
 

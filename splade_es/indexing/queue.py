@@ -117,10 +117,12 @@ class Producer:
         encode_batch: int,
         queue_batches: int,
         checkpoint: Path | None = None,
+        routing_field: str | None = None,
     ) -> None:
         self.documents = documents
         self.encoders = encoders
         self.index = index
+        self.routing_field = routing_field
         self.encode_batch = encode_batch
         self.ledger = IdLedger()  # on disk: memory stays flat whatever the corpus size
         self.ledger.load_checkpoint(checkpoint)
@@ -224,16 +226,12 @@ class Producer:
         self.encoded += len(batch)
         out = []
         for document, fields in zip(batch, merged, strict=True):
-            source = {"text": document.text, **dict(document.fields), **fields}
-            if document.title:
-                source["title"] = document.title
-            action = {
-                "_op_type": "index",
-                "_index": self.index,
-                "_id": document.id,
-                "_source": source,
-            }
-            size = _estimated_bytes(source) + len(document.id) + 64
+            try:
+                action = index_action(document, fields, self.index, self.routing_field)
+            except ValueError as error:
+                out.append(Failure(document.id, "input", None, "ValueError", str(error)))
+                continue
+            size = _estimated_bytes(action["_source"]) + len(document.id) + 64
             out.append(Encoded(document, action, size))
         return out
 
@@ -252,6 +250,32 @@ class Producer:
             counters.update(result.counters)
         self.counters.update(counters)
         return merged
+
+
+def index_action(
+    document: Document, fields: Mapping[str, Any], index: str, routing_field: str | None = None
+) -> dict[str, Any]:
+    """The bulk ``index`` action of one encoded document: its text, title, own fields and
+    encoded ``fields`` under ``_id = document.id``, routed by its ``routing_field`` value.
+
+    Raises:
+        ValueError: the document has no usable value in ``routing_field`` (it would land on
+            the shard its id picks, where routed lookups never find it).
+    """
+    source = {"text": document.text, **dict(document.fields), **fields}
+    if document.title:
+        source["title"] = document.title
+    action = {"_op_type": "index", "_index": index, "_id": document.id, "_source": source}
+    if routing_field is not None:
+        value = document.fields.get(routing_field)
+        if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+            raise ValueError(
+                f"Document {document.id!r} has routing field {routing_field!r} = {value!r}: "
+                "expected a non-empty string or an integer. Give every document a routing "
+                "value, or index without --routing-field."
+            )
+        action["routing"] = str(value)
+    return action
 
 
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}

@@ -35,6 +35,9 @@ class BulkConfig:
         raise_on_failure: raise :class:`BulkFailedError` at the end if any document failed.
         refresh: refresh the index at the end so the documents are searchable.
         progress: show a progress bar on stderr.
+        routing_field: a document field whose value routes the document to its shard
+            (custom routing); ``None``: the engines route by ``_id``. A document without
+            it is reported as failed, never indexed on the wrong shard.
     """
 
     index: str
@@ -51,6 +54,7 @@ class BulkConfig:
     raise_on_failure: bool = True
     refresh: bool = True
     progress: bool = True
+    routing_field: str | None = None
 
     def __post_init__(self) -> None:
         check_index_name(self.index)

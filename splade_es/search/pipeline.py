@@ -17,7 +17,7 @@ from typing import Any, Literal
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.fusion import Fusion
 from colbert_rerank.rerank import Reranker, RerankStats
-from splade_es.search.searcher import RRF, Hit, Searcher
+from splade_es.search.searcher import RRF, Hit, Hits, Searcher, ShardReport
 
 Mode = Literal["splade", "bm25", "hybrid"]
 MODES: tuple[Mode, ...] = ("splade", "bm25", "hybrid")
@@ -63,17 +63,20 @@ class Ranking:
         rerank: the reranker's counts and timings; ``None`` without a reranker.
         query_encode_ms: the part of ``search_ms`` spent making the SPLADE query weights
             (``splade`` mode; 0 for the others, whose encoding is not timed apart).
+        shards: how many shards answered the first stage (``shards.partial``: some did not,
+            and the hits come from the others only).
     """
 
     hits: list[Hit]
     search_ms: float
     rerank: RerankStats | None = None
     query_encode_ms: float = 0.0
+    shards: ShardReport = field(default_factory=ShardReport)
 
 
 def first_stage(
     searcher: Searcher, query: str, retrieval: Retrieval, depth: int
-) -> tuple[list[Hit], float]:
+) -> tuple[Hits, float]:
     """The top ``depth`` hits of ``retrieval.mode`` for ``query``, and the milliseconds spent
     making the SPLADE query weights (``splade`` mode; 0 for the others)."""
     if retrieval.mode == "splade":
@@ -128,7 +131,7 @@ def search_then_rerank(
     hits, encode_ms = first_stage(searcher, query, retrieval, depth)
     search_ms = (time.perf_counter() - started) * 1000
     if reranker is None:
-        return Ranking(hits[: retrieval.k], search_ms, None, encode_ms)
+        return Ranking(hits[: retrieval.k], search_ms, None, encode_ms, hits.shards)
     head, tail = hits[: retrieval.rerank_k], hits[retrieval.rerank_k :]
     result = reranker.rerank(query, [hit.as_dict() for hit in head])
     by_id = {hit.id: hit for hit in head}
@@ -140,7 +143,8 @@ def search_then_rerank(
         replace(hit, rank=rank, first_stage_score=hit.score, first_stage_rank=hit.rank)
         for rank, hit in enumerate(tail, start=len(reranked) + 1)
     ]
-    return Ranking((reranked + rest)[: retrieval.k], search_ms, result.stats, encode_ms)
+    ranked = (reranked + rest)[: retrieval.k]
+    return Ranking(ranked, search_ms, result.stats, encode_ms, hits.shards)
 
 
 def _reranked_hit(first: Hit, reranked: Mapping[str, Any], rank: int) -> Hit:

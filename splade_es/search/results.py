@@ -6,11 +6,11 @@ them) and passed down the query flow: hits -> rerank -> hits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Explanation", "Hit", "TermImpact"]
+__all__ = ["Explanation", "Hit", "Hits", "ShardReport", "TermImpact"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,82 @@ class Explanation:
     query_expansion: list[str]
     query_terms: int
     foreign_terms: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShardReport:
+    """How many shards answered a search (the engine's ``_shards``, and ``timed_out``).
+
+    Attributes:
+        total / successful / skipped / failed: the engine's shard counts.
+        reasons: why shards failed, one line each (e.g. ``no shard available``).
+        timed_out: the engine stopped collecting at the search timeout.
+    """
+
+    total: int = 0
+    successful: int = 0
+    skipped: int = 0
+    failed: int = 0
+    reasons: tuple[str, ...] = ()
+    timed_out: bool = False
+
+    @property
+    def partial(self) -> bool:
+        """Whether some shard's documents are missing from the answer (failed or timed out):
+        the hits are then the best of the shards that answered, not of the whole index."""
+        return self.failed > 0 or self.timed_out or self.successful + self.skipped < self.total
+
+    @property
+    def summary(self) -> str:
+        """One line for a warning, e.g. ``1 of 3 shards failed (no shard available)``."""
+        missing = self.total - self.successful - self.skipped
+        reasons = f" ({'; '.join(self.reasons)})" if self.reasons else ""
+        timed_out = ", timed out" if self.timed_out else ""
+        return f"{missing} of {self.total} shards did not answer{reasons}{timed_out}"
+
+    @classmethod
+    def of(cls, result: Mapping[str, Any]) -> ShardReport:
+        """The report of one ``_search`` answer."""
+        shards = result.get("_shards") or {}
+        reasons = []
+        for failure in shards.get("failures") or ():
+            cause = failure.get("reason") or {}
+            text = cause.get("reason") or cause.get("type") or "unknown"
+            where = (
+                f"shard {failure.get('shard')}" if failure.get("shard") is not None else "a shard"
+            )
+            reasons.append(f"{where}: {text}")
+        return cls(
+            total=int(shards.get("total", 0)),
+            successful=int(shards.get("successful", 0)),
+            skipped=int(shards.get("skipped", 0)),
+            failed=int(shards.get("failed", 0)),
+            reasons=tuple(dict.fromkeys(reasons)),
+            timed_out=bool(result.get("timed_out", False)),
+        )
+
+    def worst(self, other: ShardReport) -> ShardReport:
+        """The report of a search made of two requests (hybrid): the one missing more."""
+        mine = self.total - self.successful - self.skipped + int(self.timed_out)
+        theirs = other.total - other.successful - other.skipped + int(other.timed_out)
+        return self if mine >= theirs else other
+
+
+class Hits(list[Hit]):
+    """The hits of one search, best first, with how many shards answered.
+
+    A plain list of :class:`Hit` (indexing, slicing and comparing work as on a list), plus
+    ``shards``: when ``shards.partial`` the engine answered without some shards, and the
+    searcher has logged a warning saying so. ``pruned_terms`` counts the query terms the
+    pruning policy left out of the first phase (0 for an exact query).
+    """
+
+    shards: ShardReport
+    pruned_terms: int
+
+    def __init__(
+        self, hits: Iterable[Hit] = (), shards: ShardReport | None = None, pruned_terms: int = 0
+    ) -> None:
+        super().__init__(hits)
+        self.shards = shards if shards is not None else ShardReport()
+        self.pruned_terms = pruned_terms

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -24,47 +23,20 @@ from splade_es.cluster.mapping import IndexLayout, MappingType, encoder_meta, me
 from splade_es.encoding.content import content_words
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.encoding.features import SparseVector, decode_key, lucene_stored
+from splade_es.search.config import QUERY_ENCODERS as QUERY_ENCODERS
+from splade_es.search.config import QueryEncoder as QueryEncoder
+from splade_es.search.config import SearchConfig as SearchConfig
+from splade_es.search.pruning import rescore_clause
 from splade_es.search.query import bm25_query, search_body, splade_query, with_filters
 from splade_es.search.results import Explanation as Explanation
 from splade_es.search.results import Hit as Hit
+from splade_es.search.results import Hits as Hits
+from splade_es.search.results import ShardReport as ShardReport
 from splade_es.search.results import TermImpact as TermImpact
 from splade_es.search.static_queries import IdfTable, document_frequencies, load_or_compute
 
 logger = logging.getLogger(__name__)
 RRF = Fusion(method="rrf")
-QueryEncoder = Literal["model", "idf"]
-QUERY_ENCODERS: tuple[QueryEncoder, ...] = ("model", "idf")
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """How a Searcher reads an index.
-
-    Attributes:
-        index: index or alias to search.
-        source_includes: stored fields to return (``None``: all but the SPLADE field).
-        allow_model_mismatch: search even if the index was built with another model
-            (experts only: scores are then meaningless unless the vocabularies agree).
-        include_embeddings: return the stored ColBERT token embeddings with each hit, in its
-            ``source`` under the embeddings field (for reranking; read from ``_source``, doc
-            values or a stored field, as the index keeps them); left out otherwise.
-        query_encoder: ``model`` runs the SPLADE model on the query; ``idf`` runs none (the
-            "doc-only" mode): the query's own tokens weighted by their IDF in the index
-            (see :mod:`splade_es.search.static_queries`).
-    """
-
-    index: str
-    source_includes: Sequence[str] | None = None
-    allow_model_mismatch: bool = False
-    include_embeddings: bool = False
-    query_encoder: QueryEncoder = "model"
-
-    def __post_init__(self) -> None:
-        if self.query_encoder not in QUERY_ENCODERS:
-            raise ValueError(
-                f"query_encoder={self.query_encoder!r}: expected 'model' (run the SPLADE model "
-                "on the query) or 'idf' (the query's own tokens weighted by IDF, no model)."
-            )
 
 
 class Searcher:
@@ -169,21 +141,35 @@ class Searcher:
     def _count_stored(self) -> IdfTable:
         return document_frequencies(self.stored_features(), self.encoder.vocabulary)
 
-    def search(
-        self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()
-    ) -> list[Hit]:
-        """Top ``k`` documents by the exact SPLADE dot product."""
+    def search(self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()) -> Hits:
+        """Top ``k`` documents by the SPLADE dot product (exact unless ``config.pruning``)."""
         return self.search_vector(self.encode_query(query), k, filters)
 
     def search_vector(
         self, vector: SparseVector, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()
-    ) -> list[Hit]:
-        """Top ``k`` documents for already-encoded query weights."""
-        features = self.encoder.vocabulary.to_features(vector)
-        query = with_filters(splade_query(self.field, features, self.mapping_type), filters)
-        return self._run(query, k)
+    ) -> Hits:
+        """Top ``k`` documents for already-encoded query weights, pruned by
+        ``config.pruning`` (two-phase: the dropped terms rescore each shard's top window)."""
+        pruning = self.config.pruning
+        share = self._document_share if pruning.needs_document_share else None
+        split = pruning.split(vector, share)
+        to_features = self.encoder.vocabulary.to_features
+        query = splade_query(self.field, to_features(split.kept), self.mapping_type)
+        extra: dict[str, Any] = {}
+        if split.rescores and split.rescore_window is not None:
+            dropped = splade_query(self.field, to_features(split.dropped), self.mapping_type)
+            extra["rescore"] = rescore_clause(dropped, max(split.rescore_window, k))
+        return self._run(with_filters(query, filters), k, extra, len(split.dropped))
 
-    def bm25(self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()) -> list[Hit]:
+    def _document_share(self, ids: np.ndarray) -> np.ndarray:
+        """``df / N`` of each vocabulary id in this index (0 for ids no document holds)."""
+        table = self.idf_table()
+        at = np.clip(np.searchsorted(table.ids, ids), 0, max(len(table) - 1, 0))
+        found = table.ids[at] == ids if len(table) else np.zeros(len(ids), dtype=bool)
+        df = np.where(found, table.df[at] if len(table) else 0, 0)
+        return np.asarray(df, dtype=np.float64) / max(table.documents, 1)
+
+    def bm25(self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()) -> Hits:
         """Top ``k`` documents by BM25 over the text fields.
 
         Raises:
@@ -199,7 +185,7 @@ class Searcher:
         fusion: Fusion = RRF,
         depth: int = 100,
         filters: Sequence[Mapping[str, Any]] = (),
-    ) -> list[Hit]:
+    ) -> Hits:
         """BM25 and SPLADE fused client-side (server-side RRF needs an Enterprise licence).
 
         Args:
@@ -212,10 +198,11 @@ class Searcher:
         sources = {h.id: h for h in [*lexical, *learned]}
         fused = fuse({h.id: h.score for h in lexical}, {h.id: h.score for h in learned}, fusion)
         ordered = sorted(fused, key=lambda doc_id: -fused[doc_id])[:k]
-        return [
+        hits = (
             Hit(doc_id, fused[doc_id], rank, sources[doc_id].source, sources[doc_id].index)
             for rank, doc_id in enumerate(ordered, start=1)
-        ]
+        )
+        return Hits(hits, lexical.shards.worst(learned.shards), learned.pruned_terms)
 
     def explain(self, query: str, doc_id: str) -> Explanation:
         """Shared terms of ``query`` and document ``doc_id`` with their contributions."""
@@ -339,12 +326,19 @@ class Searcher:
                 "DELETE", "/_search/scroll", body={"scroll_id": [result["_scroll_id"]]}
             )
 
-    def _run(self, query: Mapping[str, Any], k: int) -> list[Hit]:
-        body = search_body(query, k, self._source())
+    def _run(
+        self, query: Mapping[str, Any], k: int, extra: Mapping[str, Any] = {}, pruned: int = 0
+    ) -> Hits:
+        body = {**search_body(query, k, self._source()), **extra}
         if self._wants_embeddings() and self.embeddings_field:
             body.update(fetch_clause(self.embeddings_field, self.embeddings_form))
+        params: dict[str, str] = {"search_type": self.config.search_type}
+        if not self.config.allow_partial:
+            params["allow_partial_search_results"] = "false"
         try:
-            result = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)
+            result = self.cluster.request(
+                "POST", f"/{self.config.index}/_search", body=body, params=params
+            )
         except ClusterError as error:
             if error.status == 400 and "maxClauseCount" in str(error):
                 raise ValueError(
@@ -352,10 +346,19 @@ class Searcher:
                     f"({error}): shorten the query text."
                 ) from error
             raise
-        return [
+        shards = ShardReport.of(result)
+        if shards.partial:
+            logger.warning(
+                "Partial answer from %r: %s; the hits are the best of the shards that "
+                "answered, not of the whole index (allow_partial=False raises instead).",
+                self.config.index,
+                shards.summary,
+            )
+        hits = (
             Hit(h["_id"], float(h["_score"]), rank, self._hit_source(h), h["_index"])
             for rank, h in enumerate(result["hits"]["hits"], start=1)
-        ]
+        )
+        return Hits(hits, shards, pruned)
 
     def _wants_embeddings(self) -> bool:
         field = self.embeddings_field
