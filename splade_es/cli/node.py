@@ -7,8 +7,23 @@ from pathlib import Path
 
 import click
 
-from splade_es.cli.options import PORT, cache_dir_option, launch_messages, state_file
-from splade_es.engines import ENGINES, NodeConfig, node_status, start_node, stop_node
+from splade_es.cli.options import (
+    PORT,
+    POSITIVE_INT,
+    cache_dir_option,
+    launch_messages,
+    state_file,
+)
+from splade_es.engines import (
+    ENGINES,
+    MemberStatus,
+    NodeConfig,
+    NodeInfo,
+    member_statuses,
+    node_status,
+    start_node,
+    stop_node,
+)
 
 
 @click.group()
@@ -19,8 +34,18 @@ def node() -> None:
 @node.command()
 @click.option("--engine", type=click.Choice(ENGINES), default="elasticsearch", show_default=True)
 @click.option("--version", "version", help="Engine version (default: the tested one).")
-@click.option("--port", type=PORT, help="HTTP port (default: a free one).")
-@click.option("--heap", default="1g", show_default=True, help="JVM heap, e.g. 512m or 2g.")
+@click.option("--port", type=PORT, help="HTTP port (of the first node; default: a free one).")
+@click.option(
+    "--heap", default="1g", show_default=True, help="JVM heap of each node, e.g. 512m or 2g."
+)
+@click.option(
+    "--nodes",
+    type=POSITIVE_INT,
+    default=1,
+    show_default=True,
+    help="Nodes of the local cluster, all on this machine (1: a single node; 3: a cluster "
+    "with replicas that survives losing one node). Not with --secure.",
+)
 @click.option(
     "--java-home",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -53,9 +78,11 @@ def start(
     home: Path | None,
     run_as: str,
     secure: bool,
+    nodes: int,
     cache_dir: Path,
 ) -> None:
-    """Start a node in the background; the last line printed is its URL."""
+    """Start a node (or a cluster of --nodes) in the background; the last line printed is
+    the URL of its first node."""
     config = NodeConfig(
         engine=engine,  # type: ignore[arg-type]
         state_file=state_file(cache_dir, engine),
@@ -67,13 +94,11 @@ def start(
         home=home,
         run_as=run_as,
         secure=secure,
+        nodes=nodes,
     )
     with launch_messages():
         info = start_node(config, os.environ)
-    click.echo(
-        f"{info.engine} {info.version} running (pid {info.pid}, Java {info.java_feature}, "
-        f"up in {info.start_seconds:.1f}s, log {info.log_file})"
-    )
+    _echo_started(info, nodes)
     access = info.access
     if access is not None:
         click.echo(f"TLS CA certificate: {access.ca_certs}  (--ca-certs / ES_CA_CERTS)")
@@ -84,11 +109,29 @@ def start(
     click.echo(info.url)
 
 
+def _echo_started(info: NodeInfo, asked: int) -> None:
+    if len(info.nodes) != asked:
+        click.echo(
+            f"Warning: the {info.engine} cluster already running has {len(info.nodes)} "
+            f"node(s), not {asked} (--nodes counts at start only): stop it first to change it.",
+            err=True,
+        )
+    click.echo(
+        f"{info.engine} {info.version} running (pid {info.pid}, Java {info.java_feature}, "
+        f"up in {info.start_seconds:.1f}s, log {info.log_file})"
+    )
+    if info.members:
+        click.echo(f"{len(info.members)} nodes:")
+        for member in info.members:
+            click.echo(f"  {member.name} at {member.url} (pid {member.pid}, log {member.log_file})")
+
+
 @node.command()
 @click.option("--engine", type=click.Choice(ENGINES), help="Only this engine (default: all).")
 @cache_dir_option
 def status(engine: str | None, cache_dir: Path) -> None:
-    """Show local nodes; exit code 3 when the asked-for node is not running."""
+    """Show local nodes (each node of a cluster); exit code 3 when the asked-for node is not
+    running."""
     running = 0
     for name in [engine] if engine else list(ENGINES):
         info, health = node_status(state_file(cache_dir, name))
@@ -98,22 +141,44 @@ def status(engine: str | None, cache_dir: Path) -> None:
             click.echo(
                 f"{name}: not answering (pid {info.pid}, was {info.url}, log {info.log_file})"
             )
-        else:
+        elif not info.members:
             running += 1
             click.echo(
                 f"{name} {info.version}: {health.get('status')} at {info.url} (pid {info.pid})"
             )
+        else:
+            running += 1
+            click.echo(
+                f"{name} {info.version}: {health.get('status')}, "
+                f"{health.get('number_of_nodes')} of {len(info.members)} nodes in the cluster"
+            )
+        if info is not None and info.members:
+            for each in member_statuses(state_file(cache_dir, name)):
+                click.echo(_member_line(each))
     if engine and running == 0:
         raise click.exceptions.Exit(3)
+
+
+def _member_line(status: MemberStatus) -> str:
+    member = status.member
+    if status.answering:
+        state = f"running at {member.url}"
+    elif status.running:
+        state = f"not answering at {member.url}"
+    else:
+        state = f"not running (was {member.url})"
+    return f"  {member.name}: {state} (pid {member.pid}, log {member.log_file})"
 
 
 @node.command()
 @click.option("--engine", type=click.Choice(ENGINES), default="elasticsearch", show_default=True)
 @cache_dir_option
 def stop(engine: str, cache_dir: Path) -> None:
-    """Stop the node and delete its data folder."""
+    """Stop the node (every node of a cluster) and delete its data folders."""
     info = stop_node(state_file(cache_dir, engine))
     if info is None:
         click.echo(f"{engine}: no node was started")
+    elif info.members:
+        click.echo(f"{engine} {info.version}: {len(info.members)} nodes from {info.url} stopped")
     else:
         click.echo(f"{engine} {info.version} at {info.url} stopped")

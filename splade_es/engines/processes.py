@@ -98,7 +98,12 @@ def kill_group(pid: int, timeout_s: float = 60.0) -> None:
 
 
 def is_gone(pid: int) -> bool:
-    """Whether the process group ``pid`` has ended (reaping the leader if it is our child)."""
+    """Whether the process group ``pid`` has ended (reaping the leader if it is our child).
+
+    A group left with zombies only has ended: its leader may be the child of another
+    process (one that started the node and has not reaped it yet), which this process
+    cannot reap.
+    """
     with contextlib.suppress(ChildProcessError):
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
@@ -109,7 +114,22 @@ def is_gone(pid: int) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _only_zombies(pid)
+
+
+def _only_zombies(group: int) -> bool:
+    """Whether every process of ``group`` is a zombie (``False`` where ``/proc`` is missing)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return False
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue  # ended while we looked
+        if len(fields) > 2 and fields[2] == str(group) and fields[0] != "Z":
+            return False
+    return True
 
 
 def link_or_copy(source: str, target: str) -> str:
