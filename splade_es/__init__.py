@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from splade_es.indexing.bulk import IndexReport as IndexReport
     from splade_es.indexing.bulk import index_documents as index_documents
     from splade_es.indexing.colbert_fields import ColbertStorage as ColbertStorage
+    from splade_es.indexing.distributed import RayConfig as RayConfig
     from splade_es.indexing.splade_fields import SpladeFields as SpladeFields
     from splade_es.indexing.splade_fields import prepare_index as prepare_index
     from splade_es.search.pipeline import Ranking as Ranking

@@ -18,6 +18,7 @@ from splade_es.cli.options import (
     open_cluster,
     option_group,
 )
+from splade_es.cli.ray_options import RayOptions, ray_options
 from splade_es.cluster.admin import field_types
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.mapping import load_template
@@ -42,6 +43,7 @@ from splade_es.indexing.bulk import (
     BulkStoppedError,
     IndexReport,
 )
+from splade_es.indexing.distributed import RayConfig
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ write_options = option_group(
 @write_options
 @colbert_options
 @encoder_options()
+@ray_options
 @cluster_options
 def index_command(
     corpus: Path,
@@ -221,6 +224,7 @@ def index_command(
     write: WriteOptions,
     colbert: ColbertOptions,
     model: ModelOptions,
+    ray: RayOptions,
     cluster: ClusterOptions,
 ) -> None:
     """Encode a corpus (JSONL, CSV or BEIR folder) with SPLADE and bulk-index it.
@@ -233,8 +237,10 @@ def index_command(
     config = write.build_config(index_name, cluster.cache_dir / "checkpoints")
     config = replace(config, fields=source.mappings())
     documents = source.read(corpus)
+    ray.check(write.checkpoint)
     connection = open_cluster(cluster)
     try:
+        distributed = ray.config(cluster, connection)
         if colbert.enabled:  # before any model is loaded
             refuse_embeddings_in_place(connection, index_name)
         encoder = build_encoder(model.encoder_config())
@@ -243,7 +249,7 @@ def index_command(
             embeddings = ColbertIndexing(
                 build_colbert(colbert.encoder_config(model.device)), colbert.storage
             )
-        result = _run(connection, documents, encoder, config, embeddings)
+        result = _run(connection, documents, encoder, config, embeddings, distributed)
         kept = field_types(connection, index_name, [k.name for k in source.kept])
     finally:
         connection.close()
@@ -282,6 +288,7 @@ def _run(
     encoder: SpladeEncoder,
     config: BuildConfig,
     colbert: ColbertIndexing | None,
+    ray: RayConfig | None,
 ) -> BuildResult:
     """build_index, with the CLI's messages and exit statuses (1: failures, 3: stopped)."""
     max_length = encoder.config.document_max_length
@@ -304,7 +311,9 @@ def _run(
         )
 
     try:
-        return build_index(cluster, documents, encoder, config, colbert, on_prepared=announce)
+        return build_index(
+            cluster, documents, encoder, config, colbert, on_prepared=announce, ray=ray
+        )
     except BulkStoppedError as stopped:
         click.echo(_summary(stopped.report, max_length))
         click.echo(f"Error: {stopped}", err=True)
@@ -318,8 +327,8 @@ def _run(
         click.echo(_summary(report, max_length))
         click.echo(
             f"Interrupted: {report.indexed} documents landed in {config.index} in this run, "
-            "recorded in the checkpoint. Run the same command again to go on: they are "
-            "skipped, not encoded again.",
+            "recorded in the checkpoint (with --ray: held by the index). Run the same "
+            "command again to go on: they are skipped, not encoded again.",
             err=True,
         )
         raise SystemExit(130) from None
@@ -342,7 +351,7 @@ def _summary(report: IndexReport | None, max_length: int) -> str:
         [
             f"indexed        {report.indexed}",
             f"failed         {report.failed}",
-            f"skipped        {report.skipped} (already indexed, from the checkpoint)",
+            f"skipped        {report.skipped} (already indexed, per the checkpoint or index)",
             f"truncated      {counters.get('truncated', 0)} (longer than {max_length} tokens)",
             f"avg terms/doc  {counters.get('terms', 0) / max(report.encoded, 1):.1f}",
             f"empty vectors  {counters.get('empty_vectors', 0)}",

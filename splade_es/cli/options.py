@@ -170,9 +170,18 @@ cluster_options = option_group(
 
 def open_cluster(options: ClusterOptions) -> Cluster:
     """Connect to ``options.es_url``, or to the local node (started if it is not running)."""
-    if options.es_url is None:
+    config = cluster_config(options)
+    if config is None:
         return _local_cluster(options.engine, options.cache_dir)
-    config = ClusterConfig(
+    return connect(config)
+
+
+def cluster_config(options: ClusterOptions) -> ClusterConfig | None:
+    """The config for ``options.es_url`` and its credentials (``None`` without a URL: the
+    local node, whose URL is known once it runs)."""
+    if options.es_url is None:
+        return None
+    return ClusterConfig(
         url=options.es_url,
         api_key=options.api_key,
         username=options.username,
@@ -180,7 +189,6 @@ def open_cluster(options: ClusterOptions) -> Cluster:
         ca_certs=options.ca_certs,
         verify_certs=not options.insecure,
     )
-    return connect(config)
 
 
 @contextmanager

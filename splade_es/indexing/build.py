@@ -39,6 +39,7 @@ from splade_es.indexing.colbert_fields import (
     peek,
     prepare_embeddings,
 )
+from splade_es.indexing.distributed import RayConfig, check_ray_run, index_on_ray
 from splade_es.indexing.splade_fields import SpladeFields, prepare_index
 
 MappingChoice = Literal["auto", "rank_features", "sparse_vector"]
@@ -272,6 +273,7 @@ def build_index(
     *,
     total: int | None = None,
     on_prepared: Callable[[PreparedIndex], None] | None = None,
+    ray: RayConfig | None = None,
 ) -> BuildResult:
     """Build (or refresh, or resume) ``config.index`` from ``documents``.
 
@@ -285,6 +287,9 @@ def build_index(
         total: number of inputs, for the progress bar.
         on_prepared: called once the index is ready, before any document is written (the CLI
             prints the index and codec there).
+        ray: encode and write on a Ray cluster (:class:`RayConfig`, the ``ray`` extra) once
+            the index is prepared here; a re-run skips the documents the index already holds
+            (no checkpoint file: ``config.bulk.checkpoint`` must be unset).
 
     Returns:
         The prepared index, the bulk report, the index's size after the run, the alias move.
@@ -300,12 +305,19 @@ def build_index(
         >>> result = build_index(cluster, read_corpus(path), encoder, config)  # doctest: +SKIP
         >>> result.report.indexed  # doctest: +SKIP
     """
+    if ray is not None:
+        check_ray_run(config.bulk)  # before anything is written
     prepared, encoders, stream = prepare(cluster, documents, splade, config, colbert)
+    if ray is not None:
+        prepared = replace(prepared, checkpoint=None)
     if on_prepared is not None:
         on_prepared(prepared)
     report: IndexReport | None = None
     count = index_stats(cluster, prepared.index)[0] if config.expected_documents else -1
-    if count != config.expected_documents:
+    if count != config.expected_documents and ray is not None:
+        embeddings = prepared.embeddings
+        report = index_on_ray(cluster, stream, splade, embeddings, config.bulk, ray, total=total)
+    elif count != config.expected_documents:
         bulk = replace(config.bulk, checkpoint=prepared.checkpoint)
         report = index_documents(cluster, stream, encoders, bulk, total=total)
     documents_now, size = index_stats(cluster, prepared.index)
