@@ -23,8 +23,9 @@ import argparse
 import json
 import platform
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,15 @@ def bulk_load(cluster: Cluster, index: str, files: Sequence[Path], threads: int 
     started = last = time.perf_counter()
     loaded = 0
     with ThreadPoolExecutor(threads) as pool:
-        for count in pool.map(send, requests()):
-            loaded += count
+        pending: deque[Future[int]] = deque()
+        for lines in requests():  # at most 2 x threads requests in memory (map reads all)
+            pending.append(pool.submit(send, lines))
+            if len(pending) >= 2 * threads:
+                loaded += pending.popleft().result()
             if time.perf_counter() - last > 10:
                 last = time.perf_counter()
                 print(f"  {index}: {loaded} documents ({loaded / (last - started):.0f}/s)")
+        loaded += sum(future.result() for future in pending)
     cluster.request("POST", f"/{index}/_refresh")
     seconds = time.perf_counter() - started
     print(f"  loaded {loaded} documents into {index} in {seconds:.0f}s", flush=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from splade_es.data.beir import load_queries
+from splade_es.data.corpus import Rejected
 from splade_es.data.readers import read_corpus
 from splade_es.encoding.encoder import EncoderConfig, SpladeEncoder
 from splade_es.encoding.features import SparseVector
@@ -42,7 +43,11 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     encoder = SpladeEncoder(EncoderConfig(model=args.model, device="cpu"))
-    documents = list(read_corpus(args.data / "corpus.jsonl"))
+    documents = []
+    for document in read_corpus(args.data / "corpus.jsonl"):
+        if isinstance(document, Rejected):
+            raise SystemExit(f"corpus line rejected: {document}")
+        documents.append(document)
     vectors: list[SparseVector] = []
     started = last = time.monotonic()
     for start in range(0, len(documents), args.batch):

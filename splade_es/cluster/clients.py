@@ -33,7 +33,7 @@ def elasticsearch_client(config: ClusterConfig) -> Any:
         kwargs["ssl_show_warn"] = False
     if has_orjson():
         kwargs["serializer"] = _elasticsearch_orjson_reader()
-    return Elasticsearch(config.url, **kwargs)
+    return Elasticsearch(list(config.urls), **kwargs)
 
 
 def opensearch_client(config: ClusterConfig) -> Any:
@@ -61,7 +61,7 @@ def opensearch_client(config: ClusterConfig) -> Any:
         kwargs["headers"] = {"Authorization": f"ApiKey {config.api_key}"}
     if has_orjson():
         kwargs["serializer"] = _orjson_reader()
-    return OpenSearch(hosts=[config.url], **kwargs)
+    return OpenSearch(hosts=list(config.urls), **kwargs)
 
 
 def has_orjson() -> bool:
