@@ -154,3 +154,15 @@ def test_synthetic_vectors_keep_lengths_and_prefixes():
         for i in range(len(packed)):
             term_ids, _ = packed.vector(i)
             assert len(np.unique(term_ids)) == len(term_ids)
+
+
+def test_routing_field_must_be_a_kept_field(tmp_path):
+    from cli_runner import cli
+    from corpus_fixture import write_jsonl
+
+    corpus = write_jsonl(tmp_path / "docs.jsonl")
+    url = ["--es-url", "http://127.0.0.1:9", "--engine", "elasticsearch"]
+    result = cli("index", str(corpus), "--index", "docs", "--routing-field", "tenant", *url)
+    assert result.returncode == 2
+    assert "--routing-field 'tenant' is not a kept field" in result.stderr
+    assert "add --keep-field tenant" in result.stderr

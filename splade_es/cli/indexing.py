@@ -129,6 +129,7 @@ class WriteOptions:
     checkpoint: Path | None
     allow_failures: bool
     no_progress: bool
+    routing_field: str | None
 
     def build_config(self, index_name: str, checkpoint_dir: Path) -> BuildConfig:
         """The build config (checks the alias name, before anything is written)."""
@@ -143,6 +144,7 @@ class WriteOptions:
             checkpoint=self.checkpoint,
             raise_on_failure=not self.allow_failures,
             progress=not self.no_progress,
+            routing_field=self.routing_field,
         )
         return BuildConfig(
             bulk=bulk,
@@ -174,6 +176,11 @@ write_options = option_group(
     ),
     click.option("--shards", type=POSITIVE_INT),
     click.option("--replicas", type=NON_NEGATIVE_INT),
+    click.option(
+        "--routing-field",
+        help="Route each document to its shard by this kept field's value (custom routing; "
+        "give it with --keep-field too). A document without it is reported, not indexed.",
+    ),
     click.option("--chunk-docs", type=POSITIVE_INT, default=500, show_default=True),
     click.option("--chunk-bytes", type=POSITIVE_INT, default=8 * 1024 * 1024, show_default=True),
     click.option(
@@ -234,6 +241,12 @@ def index_command(
     and the run stopped (nothing dead-lettered for it; re-run to continue from the checkpoint).
     """
     check_index_name(index_name)
+    names = [k.name for k in source.kept]
+    if write.routing_field is not None and write.routing_field not in names:
+        raise click.UsageError(
+            f"--routing-field {write.routing_field!r} is not a kept field ({names or 'none'}): "
+            f"add --keep-field {write.routing_field}."
+        )
     config = write.build_config(index_name, cluster.cache_dir / "checkpoints")
     config = replace(config, fields=source.mappings())
     documents = source.read(corpus)

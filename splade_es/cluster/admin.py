@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -235,6 +236,35 @@ def replicas(cluster: Cluster, index: str) -> str:
     if auto in (None, "false", False):
         return str(count)
     return f"auto {auto} (now {count})"
+
+
+def await_copies(cluster: Cluster, index: str, timeout_s: float = 60.0) -> str:
+    """Wait until every copy of ``index``'s shards is assigned and in sync (green), when the
+    cluster has the data nodes for its replicas; return the health status reached.
+
+    A replica still copying from its primary is not a valid copy: were the primary's node lost
+    then, the shard would have none left. Polled (``wait_for_status`` would need a request
+    timeout the clients read differently); returns the status as it is after ``timeout_s``.
+    """
+    check_index_name(index)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        health = cluster.request("GET", f"/_cluster/health/{index}")
+        settings = cluster.request("GET", f"/{index}/_settings")
+        wanted = int(next(iter(settings.values()))["settings"]["index"]["number_of_replicas"])
+        status = str(health["status"])
+        if status == "green" or wanted >= int(health["number_of_data_nodes"]):
+            return status  # green, or replicas that this cluster can never place
+        if time.monotonic() > deadline:
+            logger.warning(
+                "Index %r is %s after %.0f s: some shard copies are not in sync yet; writing "
+                "anyway (losing a node now could leave a shard without a copy).",
+                index,
+                status,
+                timeout_s,
+            )
+            return status
+        time.sleep(0.5)
 
 
 def field_types(cluster: Cluster, index: str, names: list[str]) -> dict[str, str]:

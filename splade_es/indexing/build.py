@@ -20,6 +20,7 @@ from colbert_rerank.storage import META_KEY as COLBERT_META_KEY
 from colbert_rerank.storage import EmbeddingFields
 from splade_es.cluster.admin import (
     IndexMismatchError,
+    await_copies,
     field_types,
     get_index,
     index_stats,
@@ -191,6 +192,7 @@ def prepare(
     )
     if state == "exists":
         _refuse_other_field_types(cluster, index, config.fields)
+    await_copies(cluster, index)  # replicas in sync before writing, where they can be placed
     checkpoint = config.bulk.checkpoint
     if checkpoint is None and config.checkpoint_dir is not None:
         checkpoint = config.checkpoint_dir / f"{index}-{index_uuid(cluster, index)}.tsv"

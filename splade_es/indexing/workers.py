@@ -175,7 +175,14 @@ class BatchWriter:
         writer = self.writer
         before = (writer.indexed, writer.requests, writer.retried, writer.throttled)
         failed_before = len(writer.failures)
-        producer = Producer(todo, self.encoders, bulk.index, bulk.encode_batch, bulk.queue_batches)
+        producer = Producer(
+            todo,
+            self.encoders,
+            bulk.index,
+            bulk.encode_batch,
+            bulk.queue_batches,
+            routing_field=bulk.routing_field,
+        )
         stopped: tuple[str, str, int] | None = None
         producer.start()
         try:
