@@ -56,7 +56,10 @@ class QueryForms:
             return self._wrap(splade_query(self.field, self.keys(vector), "sparse_vector"))
         if policy.startswith("es-"):
             return self._es(policy, self.keys(vector))
-        return self._package(parse_pruning(policy), vector)
+        pruning = parse_pruning(policy)
+        if not isinstance(pruning, QueryPruning):
+            raise ValueError(f"Query form {policy!r} is not a fixed policy.")
+        return self._package(pruning, vector)
 
     def _wrap(self, query: Body, rescore: Body | None = None) -> Body:
         body: Body = {"query": query, "size": self.k, "track_total_hits": False, "_source": False}

@@ -10,7 +10,14 @@ from splade_es.data.corpus import Document
 from splade_es.encoding.features import SparseVector
 from splade_es.indexing.queue import index_action
 from splade_es.search.config import SearchConfig
-from splade_es.search.pruning import QueryPruning, parse_pruning, rescore_clause
+from splade_es.search.pruning import (
+    AUTO_FROM_DOCUMENTS,
+    AUTO_PRUNING,
+    QueryPruning,
+    auto_pruning,
+    parse_pruning,
+    rescore_clause,
+)
 from splade_es.search.results import Hit, Hits, ShardReport
 
 VECTOR = SparseVector(
@@ -91,6 +98,14 @@ def test_parse_round_trips_and_names_bad_specs():
 def test_bad_policies_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         QueryPruning(**values)
+
+
+def test_auto_is_exact_on_small_indices_and_two_phase_on_large_ones():
+    assert parse_pruning("auto") == "auto" and SearchConfig("docs").pruning == "auto"
+    assert auto_pruning(AUTO_FROM_DOCUMENTS - 1) == QueryPruning()
+    assert (
+        auto_pruning(AUTO_FROM_DOCUMENTS) == AUTO_PRUNING == parse_pruning("weight=0.3,rescore=400")
+    )
 
 
 def test_search_config_checks_its_choices():

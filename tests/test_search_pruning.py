@@ -34,7 +34,9 @@ def searcher(cluster, encoder, index, **options):
 
 def test_two_phase_pruning_gives_exact_scores_in_its_window(cluster, splade_encoder, index_names):
     index = build(cluster, splade_encoder, index_names(cluster))
-    exact = searcher(cluster, splade_encoder, index).search(QUERY, k=len(DOCS))
+    default = searcher(cluster, splade_encoder, index)
+    assert default.pruning == QueryPruning()  # auto: a small index is searched exactly
+    exact = default.search(QUERY, k=len(DOCS))
     pruning = QueryPruning(top_k=2, rescore_window=50)
     pruned = searcher(cluster, splade_encoder, index, pruning=pruning).search(QUERY, k=5)
     assert pruned.pruned_terms == len(splade_encoder.encode_queries([QUERY]).vectors[0]) - 2

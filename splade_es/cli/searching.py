@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -42,14 +42,14 @@ from splade_es.search.searcher import (
 )
 
 
-class _PruningType(click.ParamType[QueryPruning]):
+class _PruningType(click.ParamType[QueryPruning | Literal["auto"]]):
     """``--prune``: a :func:`~splade_es.search.pruning.parse_pruning` spec."""
 
     name = "POLICY"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> QueryPruning:
+    ) -> QueryPruning | Literal["auto"]:
         if isinstance(value, QueryPruning):
             return value
         try:
@@ -144,9 +144,11 @@ _common = stack(
     "--prune",
     "pruning",
     type=PRUNING,
-    default="none",
+    default="auto",
     show_default=True,
-    help="Search-time SPLADE query pruning: none, or KEY=VALUE pairs of top_k (terms kept), "
+    help="Search-time SPLADE query pruning. auto: exact under 500k documents, "
+    "'weight=0.3,rescore=400' from there (measured: BENCHMARKS.md, Scale); none: always "
+    "exact; or KEY=VALUE pairs of top_k (terms kept), "
     "weight (keep terms >= this share of the largest weight), df (drop terms in more than this "
     "share of documents), rescore (two-phase: dropped terms rescore each shard's top W), e.g. "
     "'weight=0.2,rescore=200'.",
@@ -177,7 +179,7 @@ def search(
     splade_weight: float,
     filters: tuple[str, ...],
     with_rerank: bool,
-    pruning: QueryPruning,
+    pruning: QueryPruning | Literal["auto"],
     search_type: SearchType,
     no_partial: bool,
     index: str,

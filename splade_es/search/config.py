@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from splade_es.search.pruning import QueryPruning
@@ -31,8 +31,11 @@ class SearchConfig:
         query_encoder: ``model`` runs the SPLADE model on the query; ``idf`` runs none (the
             "doc-only" mode): the query's own tokens weighted by their IDF in the index
             (see :mod:`splade_es.search.static_queries`).
-        pruning: search-time query pruning (:class:`~splade_es.search.pruning.QueryPruning`;
-            the default sends every term: the exact dot product).
+        pruning: search-time query pruning (:class:`~splade_es.search.pruning.QueryPruning`);
+            ``auto`` (the default) sends every term (the exact dot product) to an index of
+            fewer than 500k documents and prunes a larger one with ``weight=0.3,rescore=400``
+            (:func:`~splade_es.search.pruning.auto_pruning`, chosen from BENCHMARKS.md's
+            "Scale" measurements); ``QueryPruning()`` is always exact.
         search_type: ``query_then_fetch`` (the engines' default) or ``dfs_query_then_fetch``,
             which first gathers term statistics from every shard. SPLADE scores do not depend
             on it (they have no IDF); BM25, and so hybrid, do: on a sharded index BM25 scores
@@ -47,7 +50,7 @@ class SearchConfig:
     allow_model_mismatch: bool = False
     include_embeddings: bool = False
     query_encoder: QueryEncoder = "model"
-    pruning: QueryPruning = field(default_factory=QueryPruning)
+    pruning: QueryPruning | Literal["auto"] = "auto"
     search_type: SearchType = "query_then_fetch"
     allow_partial: bool = True
 
@@ -61,7 +64,8 @@ class SearchConfig:
             raise ValueError(
                 f"search_type={self.search_type!r}: expected one of {', '.join(SEARCH_TYPES)}."
             )
-        if not isinstance(self.pruning, QueryPruning):
+        if not isinstance(self.pruning, QueryPruning) and self.pruning != "auto":
             raise TypeError(
-                f"pruning={self.pruning!r}: expected a QueryPruning (parse_pruning('none'))."
+                f"pruning={self.pruning!r}: expected 'auto' or a QueryPruning "
+                "(parse_pruning('weight=0.3,rescore=400'); QueryPruning() for the exact query)."
             )

@@ -26,7 +26,7 @@ from splade_es.encoding.features import SparseVector, decode_key, lucene_stored
 from splade_es.search.config import QUERY_ENCODERS as QUERY_ENCODERS
 from splade_es.search.config import QueryEncoder as QueryEncoder
 from splade_es.search.config import SearchConfig as SearchConfig
-from splade_es.search.pruning import rescore_clause
+from splade_es.search.pruning import QueryPruning, auto_pruning, rescore_clause
 from splade_es.search.query import bm25_query, search_body, splade_query, with_filters
 from splade_es.search.results import Explanation as Explanation
 from splade_es.search.results import Hit as Hit
@@ -91,6 +91,7 @@ class Searcher:
                 raise ValueError(message)
             logger.warning(message)
         self.index_model = info.meta.get("model")
+        self.pruning = self._pruning()
         colbert = info.all_meta.get("colbert_rerank", {})
         self.embeddings_field: str | None = colbert.get("field")
         self.colbert_model: str | None = colbert.get("model")
@@ -150,7 +151,7 @@ class Searcher:
     ) -> Hits:
         """Top ``k`` documents for already-encoded query weights, pruned by
         ``config.pruning`` (two-phase: the dropped terms rescore each shard's top window)."""
-        pruning = self.config.pruning
+        pruning = self.pruning
         share = self._document_share if pruning.needs_document_share else None
         split = pruning.split(vector, share)
         to_features = self.encoder.vocabulary.to_features
@@ -160,6 +161,13 @@ class Searcher:
             dropped = splade_query(self.field, to_features(split.dropped), self.mapping_type)
             extra["rescore"] = rescore_clause(dropped, max(split.rescore_window, k))
         return self._run(with_filters(query, filters), k, extra, len(split.dropped))
+
+    def _pruning(self) -> QueryPruning:
+        """``config.pruning``, with ``auto`` resolved from the index's document count."""
+        if isinstance(self.config.pruning, QueryPruning):
+            return self.config.pruning
+        documents = self.cluster.request("GET", f"/{self.config.index}/_count")["count"]
+        return auto_pruning(int(documents))
 
     def _document_share(self, ids: np.ndarray) -> np.ndarray:
         """``df / N`` of each vocabulary id in this index (0 for ids no document holds)."""
