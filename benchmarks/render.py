@@ -76,6 +76,9 @@ SECTIONS = {
     "doc-only": Section("doc_only/doc_only.md"),
     "service": Section("service/service_load.md"),
     "service-bad-requests": Section("service/bad_requests.md", report_tables),
+    "scale": Section("scale/scale.md", report_tables),
+    "ray": Section("ray/ray_encoding.md"),
+    "node-loss": Section("multinode/node_loss.md"),
 }
 
 

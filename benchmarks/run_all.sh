@@ -44,6 +44,14 @@
 #             -> results/faults/faults.{json,md}
 #   render    python benchmarks/render.py
 #
+# Scale steps (issue 16), only when named:
+#   scale     scale_encode.py encodes SciFact once, scale_curve.py grows 10k/100k/1M-document
+#             corpora from it and measures SPLADE, BM25 and every pruning form on the
+#             Elasticsearch node (the published run: NODE_HEAP=2g) -> results/scale/scale.*
+#   ray       ray_encoding.py: one process against Ray with 1 and 2 workers -> results/ray/*
+#   node-loss node_loss.py: a member SIGKILLed mid-bulk and under searches, on 3-node clusters
+#             of both engines -> results/multinode/node_loss.*
+#
 # GPU-trained steps: never run by default, only when named. They need a GPU run first:
 #   1. `negatives` (CPU, here; needs the eval index): mines the hard negatives
 #      -> $WORK/scifact-negatives.jsonl
@@ -75,7 +83,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEFAULT_STEPS="eval eval128 splade colbert storage scoring speed load-es load-os service memory fuzz faults render"
-ALL_STEPS="$DEFAULT_STEPS negatives trained sweep doc-only"
+ALL_STEPS="$DEFAULT_STEPS negatives trained sweep doc-only scale ray node-loss"
 SCIFACT="${SCIFACT:-../shared/datasets/scifact}"
 WORK="${WORK:-runs/run_all}"
 MODELS="${MODELS:-}"
@@ -307,6 +315,26 @@ if wanted doc-only; then
     --model "doc-only, trained (λ_d 1e-4)=$WORK/doc-only/static-l1e-4/final" \
     --model "doc-only, trained (λ_d 1e-4, table lr 5e-2)=$WORK/doc-only/static-l1e-4-tlr5e-2/final" \
     --model "full, trained (λ 1e-3)=$WORK/doc-only/model/final" ${EVAL_LIMITS[@]+"${EVAL_LIMITS[@]}"}
+fi
+
+if wanted scale; then
+  need elasticsearch; SIZES=10000,100000,1000000; [[ "${SMOKE:-0}" == 1 ]] && SIZES=10000
+  log "scale: scale_encode.py, then scale_curve.py --sizes $SIZES (1M: ~30 min of loading)"
+  [[ -f "$WORK/scale/real/real.npz" ]] || \
+    python benchmarks/scale_encode.py --data "$SCIFACT" --out "$WORK/scale/real"
+  python benchmarks/scale_curve.py --es-url "$ES_URL" --data "$SCIFACT" --real "$WORK/scale/real" \
+    --work "$WORK/scale/data" --sizes "$SIZES" --heap "$NODE_HEAP" --out "$RESULTS/scale"
+fi
+
+if wanted ray; then
+  need elasticsearch; log "ray: ray_encoding.py (one process, Ray with 1 and 2 workers)"
+  python benchmarks/ray_encoding.py --docs 1500 --es-url "$ES_URL" --out "$RESULTS/ray"
+fi
+
+if wanted node-loss; then
+  log "node-loss: node_loss.py (starts 3-node clusters of its own)"
+  python benchmarks/node_loss.py --engines elasticsearch,opensearch --documents 3000 \
+    --kill-after 600 --out "$RESULTS/multinode"
 fi
 
 if wanted sweep; then

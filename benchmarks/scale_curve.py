@@ -203,11 +203,18 @@ def main() -> None:
     parser.add_argument("--heap", required=True, help="The node's heap, as started (stated).")
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--report-only", action="store_true", help="Redraw the tables and plots of --out."
+    )
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if any(size % CHUNK for size in sizes):
         raise SystemExit(f"--sizes must be multiples of {CHUNK}: {sizes}")
     real = RealCorpus.load(args.real)
+    if args.report_only:
+        results = json.loads((args.out / "scale.json").read_text())
+        write_report(results, real, np.load(args.work / "stats.npz"), sizes, args.out)
+        return
     keys = SpladeEncoder(EncoderConfig(model=args.model, device="cpu")).vocabulary.keys
     recipe = Recipe()
     write_corpus(real, keys, sizes, args.work, recipe, FIELD)

@@ -111,7 +111,7 @@ def plot_latency(sizes: Sequence[Mapping[str, Any]], path: Path) -> None:
 
     documents = [s["documents"] for s in sizes]
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for form in ("exact", "bm25", "es-prune", "weight=0.3,rescore=100", "top_k=10"):
+    for form in ("exact", "bm25", "es-prune", "weight=0.3", "weight=0.3,rescore=400", "top_k=20"):
         if form in sizes[0]["forms"]:
             axis.plot(documents, [s["forms"][form]["p50_ms"] for s in sizes], "o-", label=form)
     axis.set_xscale("log")

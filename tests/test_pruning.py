@@ -181,3 +181,20 @@ def test_routing_field_must_be_a_kept_field(tmp_path):
     assert result.returncode == 2
     assert "--routing-field 'tenant' is not a kept field" in result.stderr
     assert "add --keep-field tenant" in result.stderr
+
+
+def test_skipped_shards_count_as_answered():
+    skipped = ShardReport.of({"_shards": {"total": 5, "successful": 5, "skipped": 2, "failed": 0}})
+    assert not skipped.partial
+    failed = ShardReport.of({"_shards": {"total": 5, "successful": 4, "skipped": 2, "failed": 1}})
+    assert failed.partial and failed.summary.startswith("1 of 5 shards")
+
+
+def test_node_urls_are_split_and_an_empty_entry_is_named():
+    from splade_es.cluster.config import ClusterConfig, redact_url
+
+    config = ClusterConfig(url="http://a:9200, http://b:9201")
+    assert config.urls == ("http://a:9200", "http://b:9201")
+    with pytest.raises(ValueError, match="has an empty entry"):
+        ClusterConfig(url="http://a:9200,")
+    assert redact_url("http://u:p@a:1,http://b:2") == "http://***@a:1,http://b:2"

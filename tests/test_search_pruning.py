@@ -59,7 +59,7 @@ def test_df_pruning_reads_the_index_document_frequencies(cluster, splade_encoder
     common = [t for t in vector.ids.tolist() if df.get(t, 0) / table.documents > 0.5]
     hits = found.search(QUERY, k=5)
     assert table.documents == len(DOCS)
-    assert hits.pruned_terms == len(common) < len(vector)
+    assert common and hits.pruned_terms == len(common) < len(vector)
 
 
 def test_dfs_query_then_fetch_makes_sharded_bm25_match_one_shard(

@@ -245,7 +245,8 @@ def _local_cluster(engine: Engine, cache_dir: Path) -> Cluster:
             f"commands; {stop}.",
             err=True,
         )
-    return connect(ClusterConfig(url=info.url, engine=engine))
+    urls = ",".join(member.url for member in info.members) or info.url  # every member
+    return connect(ClusterConfig(url=urls, engine=engine))
 
 
 def device_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

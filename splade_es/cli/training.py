@@ -26,6 +26,7 @@ from splade_es.cli.training_options import (
     schedule_options,
 )
 from splade_es.cluster.admin import get_index
+from splade_es.search.pruning import QueryPruning
 from splade_es.search.searcher import SearchConfig, Searcher
 from splade_es.training import sweep
 from splade_es.training.data import load_judgements
@@ -92,7 +93,7 @@ def negatives_command(
                 f"--format beir --index {config.index})."
             )
         encoder = build_encoder(model.encoder_config(info.meta.get("model")))
-        search = SearchConfig(index=config.index, source_includes=[])
+        search = SearchConfig(index=config.index, source_includes=[], pruning=QueryPruning())
         searcher = Searcher(connection, encoder, search)
         mined = mine_negatives(
             searcher, judgements.queries, judgements.qrels, config, not no_progress

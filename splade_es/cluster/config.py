@@ -46,6 +46,11 @@ class ClusterConfig:
     request_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
+        if len(self.urls) > 1 and not all(self.urls):
+            raise ValueError(
+                f"Cluster URL list {redact_url(self.url)!r} has an empty entry: separate node "
+                "URLs by single commas, e.g. http://10.0.0.1:9200,http://10.0.0.2:9200."
+            )
         for url in self.urls:
             _check_url(url)
         if self.engine not in ("auto", *ENGINES):

@@ -35,6 +35,7 @@ from splade_es.indexing.build import BuildConfig, BuildResult, ColbertIndexing, 
 from splade_es.indexing.bulk import BulkConfig
 from splade_es.indexing.colbert_fields import ColbertStorage
 from splade_es.search.pipeline import Mode, Ranking, Retrieval, search_then_rerank
+from splade_es.search.pruning import QueryPruning
 from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import Hit, SearchConfig, Searcher
 
@@ -126,7 +127,8 @@ def evaluate(
     built = _build(
         cluster, encoder, config, colbert if config.reranks else None, index, chosen.documents
     )
-    searcher = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[]))
+    exact = QueryPruning()  # the evaluation measures the exact SPLADE ranking, at any size
+    searcher = Searcher(cluster, encoder, SearchConfig(index, [], pruning=exact))
     result = _header(cluster, encoder, config, built, mapping_type)
     result["data"] = chosen.facts(config.max_queries)
     # Counted on what the index stores, so a reused index reports it too.
@@ -169,7 +171,8 @@ def _reranking(
     if not config.reranks or colbert is None:
         return None, None
     field = config.storage.field
-    embedded = Searcher(cluster, encoder, SearchConfig(index=index, source_includes=[field]))
+    reading = SearchConfig(index=index, source_includes=[field], pruning=QueryPruning())
+    embedded = Searcher(cluster, encoder, reading)
     result["colbert_model"] = colbert.config.model
     result["colbert_codec"] = config.storage.codec
     return open_reranker(cluster, index, colbert, RerankConfig(field=field)), embedded

@@ -170,7 +170,7 @@ class BatchWriter:
     def write(self, documents: Sequence[Document]) -> BatchOutcome:
         """Skip what the index holds, encode and send the rest; the batch's outcome."""
         bulk = self.spec.bulk
-        held = held_unchanged(self.cluster, bulk.index, documents)
+        held = held_unchanged(self.cluster, bulk.index, documents, bulk.routing_field)
         todo = [d for d in documents if d.id not in held]
         writer = self.writer
         before = (writer.indexed, writer.requests, writer.retried, writer.throttled)
@@ -208,8 +208,11 @@ class BatchWriter:
         )
 
 
-def held_unchanged(cluster: Cluster, index: str, documents: Sequence[Document]) -> set[str]:
-    """Ids of ``documents`` that ``index`` already holds with the same content.
+def held_unchanged(
+    cluster: Cluster, index: str, documents: Sequence[Document], routing_field: str | None = None
+) -> set[str]:
+    """Ids of ``documents`` that ``index`` already holds with the same content (each looked
+    up under its ``routing_field`` value when the index is routed).
 
     Text, title and kept fields are read back with one ``_mget`` and compared through
     :attr:`Document.digest`, as the checkpoint of the single-process path compares them: a
@@ -223,7 +226,14 @@ def held_unchanged(cluster: Cluster, index: str, documents: Sequence[Document]) 
     if not documents:
         return set()
     names = sorted({"text", "title", *(name for d in documents for name in d.fields)})
-    body = {"docs": [{"_id": d.id, "_source": names} for d in documents]}
+    docs = []
+    for d in documents:  # a routed document is found on its routing value's shard only
+        entry: dict[str, Any] = {"_id": d.id, "_source": names}
+        routing = d.fields.get(routing_field) if routing_field is not None else None
+        if isinstance(routing, str | int) and not isinstance(routing, bool) and routing != "":
+            entry["routing"] = str(routing)
+        docs.append(entry)
+    body = {"docs": docs}
     try:
         answer = cluster.request("POST", f"/{index}/_mget", body=body)
     except ClusterError as error:

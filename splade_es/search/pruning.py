@@ -14,7 +14,8 @@ sent as the query and the terms dropped from it, by any combination of:
   dropped terms are added back, exactly, to the top ``rescore_window`` of each shard with the
   engine's ``rescore`` (``score_mode: total``), so those documents get their full dot product.
 
-The query's largest term is always kept, so a query never prunes down to nothing. Pure:
+When the rules would drop every term, the query's largest is kept, so a query never prunes
+down to nothing. Pure:
 no client, no model; the searcher hands in the document frequencies.
 """
 
@@ -100,7 +101,7 @@ class QueryPruning:
         """The policy as ``parse_pruning`` reads it, e.g. ``weight=0.2,rescore=200``."""
         short = {full: key for key, full in _KEYS.items()}
         parts = [
-            f"{short[full]}={getattr(self, full):g}"
+            f"{short[full]}={getattr(self, full)!r}"
             for full in _KEYS.values()
             if getattr(self, full) is not None
         ]
@@ -155,7 +156,10 @@ class QuerySplit:
 AUTO_PRUNING = QueryPruning(weight_ratio=0.3, rescore_window=400)
 """The policy ``auto`` picks for a large index. Measured (BENCHMARKS.md, "Scale") at 1M
 documents: p50 0.79x the exact query's, recall@100 0.997 against it, SciFact nDCG@10
-identical to exact (every top-10 document gets its full score in the rescore window)."""
+identical to exact (every top-10 document gets its full score in the rescore window). Caveats
+of that measurement: one shard (the window is per shard, so more shards rescore more), a
+synthetic corpus grown from 5,183 real documents (near-clones share the top 100), on a
+2-core machine shared with other work for part of the run."""
 
 AUTO_FROM_DOCUMENTS = 500_000
 """``auto`` prunes from this many documents: at 10k and 100k the same policy saved at most

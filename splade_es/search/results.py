@@ -90,7 +90,8 @@ class ShardReport:
     """How many shards answered a search (the engine's ``_shards``, and ``timed_out``).
 
     Attributes:
-        total / successful / skipped / failed: the engine's shard counts.
+        total / successful / skipped / failed: the engine's shard counts (the engines count
+            skipped shards, which could hold no match, within ``successful``).
         reasons: why shards failed, one line each (e.g. ``no shard available``).
         timed_out: the engine stopped collecting at the search timeout.
     """
@@ -106,12 +107,12 @@ class ShardReport:
     def partial(self) -> bool:
         """Whether some shard's documents are missing from the answer (failed or timed out):
         the hits are then the best of the shards that answered, not of the whole index."""
-        return self.failed > 0 or self.timed_out or self.successful + self.skipped < self.total
+        return self.failed > 0 or self.timed_out or self.successful < self.total
 
     @property
     def summary(self) -> str:
         """One line for a warning, e.g. ``1 of 3 shards failed (no shard available)``."""
-        missing = self.total - self.successful - self.skipped
+        missing = self.total - self.successful  # skipped shards count as successful
         reasons = f" ({'; '.join(self.reasons)})" if self.reasons else ""
         timed_out = ", timed out" if self.timed_out else ""
         return f"{missing} of {self.total} shards did not answer{reasons}{timed_out}"
@@ -139,8 +140,8 @@ class ShardReport:
 
     def worst(self, other: ShardReport) -> ShardReport:
         """The report of a search made of two requests (hybrid): the one missing more."""
-        mine = self.total - self.successful - self.skipped + int(self.timed_out)
-        theirs = other.total - other.successful - other.skipped + int(other.timed_out)
+        mine = self.total - self.successful + int(self.timed_out)
+        theirs = other.total - other.successful + int(other.timed_out)
         return self if mine >= theirs else other
 
 
