@@ -89,6 +89,19 @@ def test_splade_scores_do_not_depend_on_the_shard_count(multinode, splade_encode
         )
         assert one == three, text  # identical ids, order and scores
         assert one[0][0] == relevant and len(one) > 1
+    # BM25 has IDF: per-shard statistics differ unless they are gathered first (dfs)
+    dfs = Searcher(
+        cluster,
+        splade_encoder,
+        SearchConfig(index=searchers[3].config.index, search_type="dfs_query_then_fetch"),
+    )
+    query = "light and stars"
+    single = {h.id: h.score for h in searchers[1].bm25(query, k=16)}
+    plain = {h.id: h.score for h in searchers[3].bm25(query, k=16)}
+    gathered = {h.id: h.score for h in dfs.bm25(query, k=16)}
+    assert gathered.keys() == single.keys()
+    assert all(gathered[d] == pytest.approx(single[d], rel=1e-5) for d in single)
+    assert any(plain[d] != pytest.approx(single[d], rel=1e-5) for d in plain)
 
 
 def _corpus(size: int) -> list[dict[str, str]]:
