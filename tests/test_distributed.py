@@ -379,3 +379,17 @@ def test_without_ray_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'splade-es\[ray\]'"):
         check_ray_run(BulkConfig(index="docs"))
+
+
+def test_batch_outcomes_travel_as_json():
+    from splade_es.indexing.queue import Failure
+    from splade_es.indexing.workers import BatchOutcome
+
+    outcome = BatchOutcome(
+        documents=3,
+        indexed=1,
+        counters={"terms": 7},
+        failures=[Failure("d\u2028", "index", 400, "mapper_parsing_exception", "bad")],
+        stopped=("gave up", "503", 1),
+    )
+    assert BatchOutcome.from_json(outcome.to_json()) == outcome

@@ -51,12 +51,12 @@ def test_two_phase_pruning_gives_exact_scores_in_its_window(cluster, splade_enco
 
 def test_df_pruning_reads_the_index_document_frequencies(cluster, splade_encoder, index_names):
     index = build(cluster, splade_encoder, index_names(cluster))
-    pruning = QueryPruning(df_ratio=0.5)
+    pruning = QueryPruning(df_ratio=0.2)
     found = searcher(cluster, splade_encoder, index, pruning=pruning)
     vector = splade_encoder.encode_queries([QUERY]).vectors[0]
     table = found.idf_table()  # df counted over the stored vectors, kept in <index>-splade-idf
     df = dict(zip(table.ids.tolist(), table.df.tolist(), strict=True))
-    common = [t for t in vector.ids.tolist() if df.get(t, 0) / table.documents > 0.5]
+    common = [t for t in vector.ids.tolist() if df.get(t, 0) / table.documents > 0.2]
     hits = found.search(QUERY, k=5)
     assert table.documents == len(DOCS)
     assert common and hits.pruned_terms == len(common) < len(vector)

@@ -127,8 +127,7 @@ def evaluate(
     built = _build(
         cluster, encoder, config, colbert if config.reranks else None, index, chosen.documents
     )
-    exact = QueryPruning()  # the evaluation measures the exact SPLADE ranking, at any size
-    searcher = Searcher(cluster, encoder, SearchConfig(index, [], pruning=exact))
+    searcher = Searcher(cluster, encoder, SearchConfig(index, [], pruning=QueryPruning()))
     result = _header(cluster, encoder, config, built, mapping_type)
     result["data"] = chosen.facts(config.max_queries)
     # Counted on what the index stores, so a reused index reports it too.
@@ -171,8 +170,7 @@ def _reranking(
     if not config.reranks or colbert is None:
         return None, None
     field = config.storage.field
-    reading = SearchConfig(index=index, source_includes=[field], pruning=QueryPruning())
-    embedded = Searcher(cluster, encoder, reading)
+    embedded = Searcher(cluster, encoder, SearchConfig(index, [field], pruning=QueryPruning()))
     result["colbert_model"] = colbert.config.model
     result["colbert_codec"] = config.storage.codec
     return open_reranker(cluster, index, colbert, RerankConfig(field=field)), embedded

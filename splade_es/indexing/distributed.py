@@ -19,7 +19,6 @@ the document id, so nothing is lost or duplicated.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
@@ -339,7 +338,7 @@ def _run(
         num_gpus=gpus,
     )
     for row in dataset.iter_rows():
-        yield pickle.loads(row[OUTCOME_COLUMN])
+        yield BatchOutcome.from_json(str(row[OUTCOME_COLUMN]))
 
 
 def pool_shape(

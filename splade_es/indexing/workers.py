@@ -18,11 +18,11 @@ the field encoders once (from the picklable :class:`WorkerSpec`), then for each 
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from colbert_rerank.codecs import Codec
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 BLOCK_COLUMN = "block"
 """The input column: one block number per row (its documents are in the object store)."""
 OUTCOME_COLUMN = "outcome"
-"""The output column: one pickled :class:`BatchOutcome` per batch."""
+"""The output column: one :class:`BatchOutcome` per batch, as JSON."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,19 @@ class BatchOutcome:
     failures: list[Failure] = field(default_factory=list)
     stopped: tuple[str, str, int] | None = None
 
+    def to_json(self) -> str:
+        """The outcome as JSON (what a worker hands back: data, never pickled code)."""
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchOutcome:
+        data = json.loads(text)
+        data["failures"] = [Failure(**failure) for failure in data["failures"]]
+        if data["stopped"] is not None:
+            message, reason, unsent = data["stopped"]
+            data["stopped"] = (str(message), str(reason), int(unsent))
+        return cls(**data)
+
 
 class BatchWriter:
     """Ray Data's callable class: encodes and writes each batch it is given.
@@ -165,7 +178,7 @@ class BatchWriter:
         refs = [self.blocks[int(number)] for number in batch[BLOCK_COLUMN]]
         documents = [d for block in ray.get(refs) for d in block]
         outcome = self.write(documents)
-        return {OUTCOME_COLUMN: np.array([pickle.dumps(outcome)], dtype=object)}
+        return {OUTCOME_COLUMN: np.array([outcome.to_json()], dtype=object)}
 
     def write(self, documents: Sequence[Document]) -> BatchOutcome:
         """Skip what the index holds, encode and send the rest; the batch's outcome."""
