@@ -248,10 +248,10 @@ def await_copies(cluster: Cluster, index: str, timeout_s: float = 60.0) -> str:
     """
     check_index_name(index)
     deadline = time.monotonic() + timeout_s
+    settings = cluster.request("GET", f"/{index}/_settings")  # once: the loop reads health only
+    wanted = int(next(iter(settings.values()))["settings"]["index"]["number_of_replicas"])
     while True:
         health = cluster.request("GET", f"/_cluster/health/{index}")
-        settings = cluster.request("GET", f"/{index}/_settings")
-        wanted = int(next(iter(settings.values()))["settings"]["index"]["number_of_replicas"])
         status = str(health["status"])
         if status == "green" or wanted >= int(health["number_of_data_nodes"]):
             return status  # green, or replicas that this cluster can never place
