@@ -110,9 +110,15 @@ class ShardReport:
         return self.failed > 0 or self.timed_out or self.successful < self.total
 
     @property
+    def missing(self) -> int:
+        """Shards whose documents are not in the answer: the failed ones, and those the
+        engine did not search at all because no copy was assigned (not counted as failed)."""
+        return self.total - self.successful  # skipped shards count as successful
+
+    @property
     def summary(self) -> str:
-        """One line for a warning, e.g. ``1 of 3 shards failed (no shard available)``."""
-        missing = self.total - self.successful  # skipped shards count as successful
+        """One line for a warning, e.g. ``1 of 3 shards did not answer (no shard available)``."""
+        missing = self.missing
         reasons = f" ({'; '.join(self.reasons)})" if self.reasons else ""
         timed_out = ", timed out" if self.timed_out else ""
         return f"{missing} of {self.total} shards did not answer{reasons}{timed_out}"
