@@ -79,6 +79,7 @@ SECTIONS = {
     "scale": Section("scale/scale.md", report_tables),
     "ray": Section("ray/ray_encoding.md"),
     "node-loss": Section("multinode/node_loss.md"),
+    "stages": Section("stages/stages.md"),
 }
 
 

@@ -22,6 +22,10 @@
 #             -> results/scifact-eval.{json,md,png}
 #   eval128   the same with --colbert-dim 128, stages splade,splade+colbert
 #             -> results/scifact-eval-d128.{json,md,png} (its index feeds `colbert`)
+#   stages    first_stages.py on Elasticsearch: splade, dense, muvera and the fused first
+#             stages, each with and without +colbert; nDCG@10/R@100 from one eval, latency
+#             from an interleaved pass, MUVERA recall against exact MaxSim, field sizes
+#             -> results/stages/stages.{json,md,png}
 #   splade    bench_splade.py --docs 384, latency on the eval index -> results/splade.*
 #   colbert   bench_colbert.py on the eval index, and end to end on the 128-dim one
 #             -> results/colbert.{json,md}
@@ -82,7 +86,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEFAULT_STEPS="eval eval128 splade colbert storage scoring speed load-es load-os service memory fuzz faults render"
+DEFAULT_STEPS="eval eval128 stages splade colbert storage scoring speed load-es load-os service memory fuzz faults render"
 ALL_STEPS="$DEFAULT_STEPS negatives trained sweep doc-only scale ray node-loss"
 SCIFACT="${SCIFACT:-../shared/datasets/scifact}"
 WORK="${WORK:-runs/run_all}"
@@ -324,6 +328,12 @@ if wanted scale; then
     python benchmarks/scale_encode.py --data "$SCIFACT" --out "$WORK/scale/real"
   python benchmarks/scale_curve.py --es-url "$ES_URL" --data "$SCIFACT" --real "$WORK/scale/real" \
     --work "$WORK/scale/data" --sizes "$SIZES" --heap "$NODE_HEAP" --out "$RESULTS/scale"
+fi
+
+if wanted stages; then
+  need elasticsearch; log "stages: first_stages.py (dense, MUVERA and fused first stages)"
+  python benchmarks/first_stages.py --data "$SCIFACT" --es-url "$ES_URL" "${EVAL_LIMITS[@]}" \
+    --out "$RESULTS/stages"
 fi
 
 if wanted ray; then

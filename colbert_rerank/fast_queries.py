@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["PROBES", "QueryBackend", "QueryPath", "check_against"]
+__all__ = ["PROBES", "Forward", "QueryBackend", "QueryPath", "check_against", "torch_forward"]
 
 QueryBackend = Literal["auto", "torch", "onnx"]
 Rows = list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]

@@ -5,7 +5,8 @@ Used to combine a first stage with a reranker, or BM25 with SPLADE (hybrid searc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +16,7 @@ __all__ = [
     "Fusion",
     "FusionMethod",
     "fuse",
+    "fuse_lists",
     "min_max",
     "ranks",
 ]
@@ -82,3 +84,40 @@ def fuse(
         + (1 / (fusion.rrf_k + rb[key]) if key in rb else 0.0)
         for key in {**first, **second}
     }
+
+
+def fuse_lists(
+    rankings: Sequence[Mapping[str, float]],
+    fusion: Fusion,
+    weights: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """Combined score of every document in any of several rankings (e.g. SPLADE, dense and
+    MUVERA first stages).
+
+    ``rrf`` sums ``w_i / (rrf_k + rank_i)``; ``weighted`` sums ``w_i * min_max(score_i)``;
+    a document missing from a ranking gets 0 from it. ``weights`` default to equal ones
+    (``1 / len(rankings)``); ``replace`` is refused (it keeps one ranking only).
+
+    Example:
+        >>> fused = fuse_lists([{"a": 3.0, "b": 1.0}, {"b": 0.9}], Fusion("rrf"))
+        >>> max(fused, key=fused.get)
+        'b'
+    """
+    if fusion.method == "replace":
+        raise ValueError("fusion='replace' keeps one ranking: use 'rrf' or 'weighted'.")
+    if not rankings:
+        return {}
+    shares = [1.0 / len(rankings)] * len(rankings) if weights is None else list(weights)
+    if len(shares) != len(rankings) or any(not 0 <= w < math.inf for w in shares):
+        raise ValueError(
+            f"weights={weights!r}: expected {len(rankings)} finite numbers >= 0, one per ranking."
+        )
+    fused: dict[str, float] = {}
+    for ranking, share in zip(rankings, shares, strict=True):
+        if fusion.method == "rrf":
+            terms = {key: share / (fusion.rrf_k + rank) for key, rank in ranks(ranking).items()}
+        else:
+            terms = {key: share * value for key, value in min_max(ranking).items()}
+        for key, term in terms.items():
+            fused[key] = fused.get(key, 0.0) + term
+    return fused

@@ -177,6 +177,7 @@ class Reranker:
         query: str,
         hits: Sequence[HitLike],
         embeddings: Mapping[str, bytes | str | np.ndarray] | None = None,
+        query_embeddings: np.ndarray | None = None,
     ) -> RerankResult:
         """Rescore and reorder ``hits`` for ``query``.
 
@@ -185,6 +186,8 @@ class Reranker:
             hits: hit dicts (``_id``, ``_score``, ``_source``) or ``(id, score)`` pairs.
             embeddings: embeddings by id for hits that do not carry them: blobs (bytes or
                 base64 text) or ``[tokens, dim]`` arrays.
+            query_embeddings: the query's ``encoder.encode_queries`` output when the caller
+                has it already (a MUVERA first stage); ``None`` encodes the query here.
 
         A hit whose embeddings are missing or unreadable (truncated, another codec or
         dimension, not base64, NaN/infinity, a centroid id beyond the codebook) is named in
@@ -206,9 +209,7 @@ class Reranker:
         head, tail = records[:limit], records[limit:]
 
         started = time.perf_counter()
-        query_vectors = torch.from_numpy(
-            self.codec.prepare_query(self.encoder.encode_queries([query])[0])
-        ).to(self.device)
+        query_vectors = self._query_vectors(query, query_embeddings)
         encode_ms = _ms_since(started)
 
         started = time.perf_counter()
@@ -231,6 +232,18 @@ class Reranker:
             len(usable), fetched, unusable, encode_ms, fetch_ms, decode_ms, maxsim_ms
         )
         return RerankResult(out, stats)
+
+    def _query_vectors(self, query: str, given: np.ndarray | None) -> torch.Tensor:
+        """The query's token embeddings as the codec scores them, on the reranker's device:
+        ``given`` (checked) or encoded here."""
+        if given is None:
+            given = self.encoder.encode_queries([query])[0]
+        elif given.ndim != 2 or given.shape[1] != self.encoder.dim:
+            raise ValueError(
+                f"query_embeddings of shape {given.shape}: expected [tokens, "
+                f"{self.encoder.dim}] from this reranker's encoder.encode_queries."
+            )
+        return torch.from_numpy(self.codec.prepare_query(given)).to(self.device)
 
     def _gathered(
         self,

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from colbert_rerank import __version__
 from colbert_rerank.codebook import Codebook
 from colbert_rerank.codecs import Codec
-from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.encoder import ColbertEncoder, DocumentEmbeddings
 from colbert_rerank.hits import hit_value
 from colbert_rerank.pooling import check_pool_factor, pool_tokens
 from colbert_rerank.projection import Projection
@@ -87,7 +87,11 @@ class EmbeddingFields:
 
     def encode(self, documents: Sequence[TextDocument]) -> StoredBatch:
         """The embeddings field of each document (encoded blobs), with token counts."""
-        batch = self.encoder.encode_documents([d.encoded_text for d in documents])
+        return self.store(self.encoder.encode_documents([d.encoded_text for d in documents]))
+
+    def store(self, batch: DocumentEmbeddings) -> StoredBatch:
+        """The embeddings field of each document of an encoded ``batch`` (for callers that
+        also use the token embeddings for something else, e.g. a MUVERA encoding)."""
         fields, stored_bytes, tokens, before = [], 0, 0, 0
         for embedded in batch.embeddings:
             before += embedded.shape[0]

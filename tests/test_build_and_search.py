@@ -3,6 +3,8 @@ search_then_rerank (first stage, reranked head, first-stage tail)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from corpus_fixture import DOCS
 
@@ -169,5 +171,8 @@ def test_retrieval_refuses_bad_values():
         Retrieval(k=0)
     with pytest.raises(ValueError, match="rerank_k=-3"):
         Retrieval(rerank_k=-3)
-    with pytest.raises(ValueError, match="mode='dense'"):
-        Retrieval(mode="dense")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Stage 'sparse': expected one of splade, bm25"):
+        Retrieval(mode="sparse")
+    with pytest.raises(ValueError, match=re.escape("Stage 'splade|splade'")):
+        Retrieval(mode="splade|splade")
+    assert Retrieval(mode="splade|dense|muvera").mode == "splade|dense|muvera"

@@ -6,12 +6,16 @@ from pathlib import Path
 
 import click
 
-from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig
+from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig, ColbertEncoder
 from splade_es.cli.colbert import build_colbert, storage_options
 from splade_es.cli.models import ModelOptions, build_encoder, encoder_options
 from splade_es.cli.options import POSITIVE_INT, ClusterOptions, cluster_options, open_cluster
+from splade_es.cluster.vectors import QUANTIZATIONS, Quantization
+from splade_es.encoding.dense import DEFAULT_MODEL as DENSE_DEFAULT
+from splade_es.encoding.dense import DenseConfig, DenseEncoder
 from splade_es.evaluation import report as reports
-from splade_es.evaluation.evaluator import STAGES, EvalConfig, evaluate
+from splade_es.evaluation.evaluator import EvalConfig, evaluate
+from splade_es.evaluation.stage_plan import STAGES_HELP
 from splade_es.indexing.build import MappingChoice
 from splade_es.indexing.colbert_fields import ColbertStorage
 
@@ -26,7 +30,7 @@ from splade_es.indexing.colbert_fields import ColbertStorage
 )
 @click.option("--split", default="test", show_default=True)
 @click.option(
-    "--stages", default="bm25,splade", show_default=True, help=f"Comma list of {', '.join(STAGES)}."
+    "--stages", default="bm25,splade", show_default=True, help=f"Comma list of {STAGES_HELP}."
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--check-exact", is_flag=True, help="Add parity with the exact in-memory ranking.")
@@ -61,6 +65,27 @@ from splade_es.indexing.colbert_fields import ColbertStorage
     show_default=True,
     help="Late-interaction model for the +colbert stages.",
 )
+@click.option(
+    "--dense-model",
+    default=DENSE_DEFAULT,
+    show_default=True,
+    help="Sentence-embedding model of the dense stages.",
+)
+@click.option(
+    "--vector-quantization",
+    "quantization",
+    type=click.Choice(QUANTIZATIONS),
+    default="int8",
+    show_default=True,
+    help="How the kNN graph stores the dense and MUVERA vectors.",
+)
+@click.option(
+    "--knn-candidates",
+    type=POSITIVE_INT,
+    default=200,
+    show_default=True,
+    help="kNN search beam (num_candidates / ef_search) of the dense and muvera stages.",
+)
 @storage_options
 @click.option("--no-progress", is_flag=True)
 @encoder_options()
@@ -77,6 +102,9 @@ def eval_command(
     mapping_type: MappingChoice,
     rerank_k: int,
     colbert_model: str,
+    dense_model: str,
+    quantization: Quantization,
+    knn_candidates: int,
     storage: ColbertStorage,
     no_progress: bool,
     model: ModelOptions,
@@ -84,10 +112,12 @@ def eval_command(
 ) -> None:
     """Index (or reuse) a BEIR corpus, run the stages, write report.json/.md/.png.
 
-    Stages: bm25, splade, splade+colbert, bm25+colbert, splade-idf, splade-idf+colbert
-    (splade-idf runs no model on the query: its own tokens weighted by IDF in the index; the
-    +colbert stages rerank the first --rerank-k hits with ColBERT MaxSim over embeddings
-    stored in the index).
+    Stages: bm25, splade, splade+colbert, bm25+colbert, splade-idf, splade-idf+colbert,
+    dense, muvera, and first stages joined by '|' (splade|dense|muvera), fused client-side
+    with RRF, each with or without +colbert (splade-idf runs no model on the query: its own
+    tokens weighted by IDF in the index; the +colbert stages rerank the first --rerank-k hits
+    with ColBERT MaxSim over embeddings stored in the index; dense and muvera search kNN
+    fields the index then also gets).
     """
     config = EvalConfig(
         dataset=dataset,
@@ -101,18 +131,30 @@ def eval_command(
         rerank_k=rerank_k,
         storage=storage,
         progress=not no_progress,
+        quantization=quantization,
+        knn_candidates=knn_candidates,
     )
     connection = open_cluster(cluster)
     try:
         encoder = build_encoder(model.encoder_config())
-        colbert = None
-        if config.reranks:
-            colbert = build_colbert(
-                ColbertConfig(model=colbert_model, device=encoder.config.device)
-            )
-        result = evaluate(connection, encoder, config, colbert)
+        colbert, dense = _stage_models(config, colbert_model, dense_model, encoder.config.device)
+        result = evaluate(connection, encoder, config, colbert, dense)
     finally:
         connection.close()
     paths = reports.write(result, out)
     click.echo(reports.markdown(result))
     click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _stage_models(
+    config: EvalConfig, colbert_model: str, dense_model: str, device: str | None
+) -> tuple[ColbertEncoder | None, DenseEncoder | None]:
+    """The ColBERT model (for +colbert and muvera stages) and the dense one (dense stages)."""
+    colbert = None
+    if config.reranks:
+        colbert = build_colbert(ColbertConfig(model=colbert_model, device=device))
+    dense = None
+    if config.needs.dense:
+        click.echo(f"Loading dense model {dense_model} ...", err=True)
+        dense = DenseEncoder(DenseConfig(model=dense_model, device=device))
+    return colbert, dense

@@ -19,6 +19,7 @@ from splade_es.cli.options import (
     option_group,
 )
 from splade_es.cli.ray_options import RayOptions, ray_options
+from splade_es.cli.vector_options import VectorOptions, vector_options
 from splade_es.cluster.admin import field_types
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.mapping import load_template
@@ -44,6 +45,7 @@ from splade_es.indexing.bulk import (
     IndexReport,
 )
 from splade_es.indexing.distributed import RayConfig
+from splade_es.indexing.vector_fields import DenseIndexing
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ write_options = option_group(
 @corpus_options
 @write_options
 @colbert_options
+@vector_options
 @encoder_options()
 @ray_options
 @cluster_options
@@ -230,6 +233,7 @@ def index_command(
     source: CorpusOptions,
     write: WriteOptions,
     colbert: ColbertOptions,
+    vectors: VectorOptions,
     model: ModelOptions,
     ray: RayOptions,
     cluster: ClusterOptions,
@@ -251,18 +255,15 @@ def index_command(
     config = replace(config, fields=source.mappings())
     documents = source.read(corpus)
     ray.check(write.checkpoint)
+    vectors.check(colbert.enabled)
     connection = open_cluster(cluster)
     try:
         distributed = ray.config(cluster, connection)
         if colbert.enabled:  # before any model is loaded
             refuse_embeddings_in_place(connection, index_name)
         encoder = build_encoder(model.encoder_config())
-        embeddings = None
-        if colbert.enabled:
-            embeddings = ColbertIndexing(
-                build_colbert(colbert.encoder_config(model.device)), colbert.storage
-            )
-        result = _run(connection, documents, encoder, config, embeddings, distributed)
+        fields = _other_fields(colbert, vectors, model.device)
+        result = _run(connection, documents, encoder, config, fields, distributed)
         kept = field_types(connection, index_name, [k.name for k in source.kept])
     finally:
         connection.close()
@@ -283,6 +284,17 @@ def index_command(
         click.echo(f"alias          {config.alias} -> {index_name}{moved}")
 
 
+def _other_fields(
+    colbert: ColbertOptions, vectors: VectorOptions, device: str | None
+) -> tuple[ColbertIndexing | None, DenseIndexing | None]:
+    """The ColBERT (and MUVERA) fields and the dense one, their models loaded."""
+    embeddings = None
+    if colbert.enabled:
+        model = build_colbert(colbert.encoder_config(device))
+        embeddings = ColbertIndexing(model, colbert.storage, vectors.muvera_indexing())
+    return embeddings, vectors.dense_indexing(device)
+
+
 def _kept_summary(kept: dict[str, str], source: CorpusOptions, corpus: Path) -> str:
     """How each kept field was mapped; for an untyped CSV column mapped as text (CSV values
     are all text, numbers too), the option that types it."""
@@ -300,10 +312,11 @@ def _run(
     documents: Iterable[Document | Rejected],
     encoder: SpladeEncoder,
     config: BuildConfig,
-    colbert: ColbertIndexing | None,
+    fields: tuple[ColbertIndexing | None, DenseIndexing | None],
     ray: RayConfig | None,
 ) -> BuildResult:
     """build_index, with the CLI's messages and exit statuses (1: failures, 3: stopped)."""
+    colbert, dense = fields
     max_length = encoder.config.document_max_length
 
     def announce(prepared: PreparedIndex) -> None:
@@ -325,7 +338,7 @@ def _run(
 
     try:
         return build_index(
-            cluster, documents, encoder, config, colbert, on_prepared=announce, ray=ray
+            cluster, documents, encoder, config, colbert, on_prepared=announce, ray=ray, dense=dense
         )
     except BulkStoppedError as stopped:
         click.echo(_summary(stopped.report, max_length))

@@ -25,11 +25,12 @@ from splade_es.cli.options import (
     open_cluster,
     stack,
 )
+from splade_es.cli.stages import STAGE, STAGE_HELP, open_stage_vectors, split_stage
 from splade_es.cluster.admin import require_index
 from splade_es.cluster.connection import Cluster
 from splade_es.data.corpus import encoded_text
 from splade_es.search.config import SEARCH_TYPES, SearchType
-from splade_es.search.pipeline import Mode, Ranking, Retrieval, search_then_rerank
+from splade_es.search.pipeline import Ranking, Retrieval, search_then_rerank
 from splade_es.search.pruning import QueryPruning, parse_pruning
 from splade_es.search.rerank import missing_embeddings, open_reranker
 from splade_es.search.searcher import (
@@ -126,12 +127,7 @@ _common = stack(
 @click.command()
 @click.argument("query")
 @click.option("-k", "k", type=POSITIVE_INT, default=10, show_default=True, help="Hits to return.")
-@click.option(
-    "--mode",
-    type=click.Choice(["splade", "bm25", "hybrid"]),
-    default="splade",
-    show_default=True,
-)
+@click.option("--mode", type=STAGE, default="splade", show_default=True, help=STAGE_HELP)
 @click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
 @click.option(
     "--splade-weight", type=UNIT_FLOAT, default=0.5, show_default=True, help="For weighted."
@@ -174,7 +170,7 @@ _common = stack(
 def search(
     query: str,
     k: int,
-    mode: Mode,
+    mode: str,
     fusion: FusionMethod,
     splade_weight: float,
     filters: tuple[str, ...],
@@ -190,8 +186,10 @@ def search(
     model: ModelOptions,
     cluster: ClusterOptions,
 ) -> None:
-    """Search an index with SPLADE (exact dot product), BM25, or both fused; optionally
-    rerank with ColBERT MaxSim over the stored token embeddings."""
+    """Search an index with SPLADE (exact dot product), BM25, dense or MUVERA kNN, or several
+    fused; optionally rerank with ColBERT MaxSim over the stored token embeddings."""
+    mode, reranks = split_stage(mode)
+    with_rerank = with_rerank or reranks
     rerank_k = rerank.rerank_k
     if with_rerank and rerank_k < k:
         click.echo(f"--rerank-k {rerank_k} is below -k {k}: reranking the top {k}.", err=True)
@@ -216,7 +214,9 @@ def search(
     try:
         searcher = _searcher(connection, model, config, colbert=with_rerank)
         reranker = _reranker(connection, searcher, rerank, model.device) if with_rerank else None
-        ranking = search_then_rerank(searcher, query, retrieval, reranker)
+        colbert = reranker.encoder if reranker is not None else None
+        vectors = open_stage_vectors(connection, searcher, mode, colbert, model.device)
+        ranking = search_then_rerank(searcher, query, retrieval, reranker, vectors)
     finally:
         connection.close()
     _echo_notes(ranking)

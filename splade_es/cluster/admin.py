@@ -169,7 +169,7 @@ def ensure_index(
     wanted_all = body["mappings"]["_meta"]
     for key in RESERVED_META_KEYS:  # the package's own blocks; a template's _meta is the user's
         if key != META_KEY and wanted_all.get(key) != existing.all_meta.get(key):
-            problems.append(f"_meta.{key} differs (stored embeddings settings or model)")
+            problems.append(f"_meta.{key} differs (the settings or model of its fields)")
     if problems:
         raise IndexMismatchError(
             f"Index {name!r} was built differently ({'; '.join(problems)}). Index into a new "
@@ -215,6 +215,31 @@ def index_stats(cluster: Cluster, index: str) -> tuple[int, int]:
     stats = cluster.request("GET", f"/{index}/_stats/docs,store")
     primaries = stats["_all"]["primaries"]
     return int(primaries["docs"]["count"]), int(primaries["store"]["size_in_bytes"])
+
+
+def field_sizes(cluster: Cluster, index: str, documents: int) -> dict[str, Any]:
+    """Bytes on disk of each field (all its structures: postings, doc values, kNN graph and
+    vectors) and per document, from Elasticsearch's ``_disk_usage`` analysis (it reads every
+    segment once); ``{"unavailable": reason}`` on an engine without it (OpenSearch)."""
+    check_index_name(index)
+    try:
+        cluster.request("POST", f"/{index}/_flush")
+        usage = cluster.request(
+            "POST", f"/{index}/_disk_usage", params={"run_expensive_tasks": "true"}
+        )
+    except ClusterError as error:
+        if error.status is None:
+            raise
+        return {"unavailable": f"{cluster.engine} has no _disk_usage API ({error.status})"}
+    fields = next(iter(v for k, v in usage.items() if k != "_shards"))["fields"]
+    return {
+        name: {
+            "bytes": int(field["total_in_bytes"]),
+            "bytes_per_doc": round(int(field["total_in_bytes"]) / max(documents, 1), 1),
+        }
+        for name, field in sorted(fields.items())
+        if not name.startswith("_")
+    }
 
 
 def index_uuid(cluster: Cluster, name: str) -> str:

@@ -18,9 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from splade_es.cluster.connection import Cluster, ClusterError
 from splade_es.cluster.mapping import packaged_template
 from splade_es.cluster.names import check_index_name
+from splade_es.cluster.vectors import VectorField, knn_query, vector_property
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class Capabilities:
         binary_doc_values: ``binary`` field with ``doc_values`` returned by
             ``docvalue_fields``.
         dense_vector: ``dense_vector`` field accepted and stored.
+        knn: approximate kNN on a vector field (Elasticsearch's indexed ``dense_vector``,
+            OpenSearch's ``knn_vector`` from its k-NN plugin) finds the stored vector.
 
     A flag is ``None`` when its check was not run.
     """
@@ -61,6 +66,7 @@ class Capabilities:
     binary: bool | None = None
     binary_doc_values: bool | None = None
     dense_vector: bool | None = None
+    knn: bool | None = None
 
 
 COLUMNS: Mapping[str, str] = {
@@ -73,6 +79,7 @@ COLUMNS: Mapping[str, str] = {
     "binary": "`binary`",
     "binary_doc_values": "`binary` + doc values",
     "dense_vector": "`dense_vector`",
+    "knn": "kNN vector search",
 }
 
 
@@ -168,12 +175,39 @@ def _check_dense_vector(cluster: Cluster, index: str, created: set[str]) -> dict
     return {"dense_vector": count == 1}
 
 
+def _check_knn(cluster: Cluster, index: str, created: set[str]) -> dict[str, bool]:
+    spec = vector_property(VectorField("v", 3, "none"), cluster.engine)
+    settings = {"knn": True} if cluster.engine == "opensearch" else {}
+    _create(cluster, index, created, {"v": spec}, {"v": [1.0, 0.0, 0.0]}, settings)
+    query = knn_query("v", np.array([1.0, 0.0, 0.0]), 1, 10, cluster.engine)
+    hits = cluster.request("POST", f"/{index}/_search", body={"query": query})["hits"]["hits"]
+    return {"knn": len(hits) == 1}
+
+
+def require_knn(cluster: Cluster) -> None:
+    """Raise, saying why and what to do, when ``cluster`` has no kNN vector search (the dense
+    and MUVERA fields need it): checked before anything is encoded or written."""
+    if probe(cluster, checks=["knn"]).knn:
+        return
+    fix = (
+        "install the opensearch-knn plugin of the same version (the launcher's 'node start' "
+        "adds it to OpenSearch 2.19.6)"
+        if cluster.engine == "opensearch"
+        else "use Elasticsearch 8.12 or later"
+    )
+    raise ValueError(
+        f"{cluster.engine} {cluster.version} has no kNN vector search, which the dense and "
+        f"MUVERA fields need: {fix}, or leave --dense/--muvera out."
+    )
+
+
 _CHECKS: Mapping[str, Callable[[Cluster, str, set[str]], dict[str, bool]]] = {
     "rank_features": _check_rank_features,
     "sparse_vector": _check_sparse_vector,
     "binary": _check_binary,
     "binary_doc_values": _check_binary_doc_values,
     "dense_vector": _check_dense_vector,
+    "knn": _check_knn,
 }
 _FLAGS = {
     "rank_features": ("rank_features", "rank_features_term"),
@@ -181,6 +215,7 @@ _FLAGS = {
     "binary": ("binary",),
     "binary_doc_values": ("binary_doc_values",),
     "dense_vector": ("dense_vector",),
+    "knn": ("knn",),
 }
 
 
@@ -195,7 +230,7 @@ def probe(
         cluster: the cluster to probe.
         index_prefix: prefix of the throw-away indices.
         checks: a subset of ``rank_features``, ``sparse_vector``, ``binary``,
-            ``binary_doc_values``, ``dense_vector``.
+            ``binary_doc_values``, ``dense_vector``, ``knn``.
 
     Creates and deletes indices named ``<index_prefix>-<random>-<check>``; nothing else in
     the cluster is touched: an index is deleted only if this call created it.
@@ -247,11 +282,13 @@ def _create(
     created: set[str],
     properties: dict[str, Any],
     document: dict[str, Any],
+    settings: Mapping[str, Any] | None = None,
 ) -> None:
     """Create ``index`` (recorded in ``created`` once the PUT succeeded) with one document:
     the packaged ``mappings/probe.json`` plus the one field under test."""
     body = packaged_template("probe")
     body["mappings"]["properties"] = properties
+    body.setdefault("settings", {}).setdefault("index", {}).update(settings or {})
     try:
         cluster.request("PUT", f"/{index}", body=body)
     except ClusterError as error:

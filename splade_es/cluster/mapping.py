@@ -31,7 +31,8 @@ MappingType = Literal["rank_features", "sparse_vector"]
 MAPPING_TYPES: tuple[MappingType, ...] = ("rank_features", "sparse_vector")
 META_KEY = "splade_es"
 # ``_meta`` blocks the packages write: a template may not define them.
-RESERVED_META_KEYS = (META_KEY, "colbert_rerank")
+VECTORS_META_KEY = "splade_es_vectors"  # the dense and MUVERA kNN fields
+RESERVED_META_KEYS = (META_KEY, "colbert_rerank", VECTORS_META_KEY)
 KEY_ENCODING = "percent-dot-v1"
 # Keys whose difference makes query weights meaningless against stored weights.
 MODEL_KEYS = ("weights_sha256", "tokenizer_sha256", "pooling", "key_encoding")
@@ -51,6 +52,7 @@ class IndexLayout:
         extra_properties: mappings for kept extra fields (e.g. ``{"year": {"type": "integer"}}``).
         source_excludes: fields left out of ``_source`` (``mappings._source.excludes``), e.g.
             token embeddings kept as doc values.
+        knn: set ``index.knn`` (OpenSearch's k-NN plugin needs it for ``knn_vector`` fields).
     """
 
     mapping_type: MappingType = "rank_features"
@@ -60,6 +62,7 @@ class IndexLayout:
     replicas: int | None = None
     extra_properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     source_excludes: tuple[str, ...] = ()
+    knn: bool = False
 
     def __post_init__(self) -> None:
         if self.mapping_type not in MAPPING_TYPES:
@@ -274,6 +277,9 @@ def index_body(
     ):
         if value is not None:
             _set_index_setting(settings, name, value)
+    if layout.knn:
+        settings.pop("index.knn", None)
+        settings.setdefault("index", {})["knn"] = True
     return body
 
 

@@ -9,48 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 # The engine names belong to the connection; the launcher reuses them (never the reverse).
 from splade_es.cluster.config import ENGINES as ENGINES
 from splade_es.cluster.config import Engine as Engine
-
-
-@dataclass(frozen=True)
-class MavenArtifact:
-    """One file on a Maven repository, with the checksum algorithm it is verified by.
-
-    Attributes:
-        group: Maven group id, e.g. ``org.opensearch.plugin``.
-        artifact: Maven artifact id.
-        version: exact version (no ranges, so the cache is reproducible).
-        packaging: file type, ``jar`` or ``zip``.
-        checksum: the algorithm of the companion checksum file that must match: ``sha512``
-            where the publisher uploads one, else ``sha1``.
-        pinned: a hex digest (of ``checksum``'s algorithm) recorded in this package, for
-            artifacts whose repository publishes no checksum file at all; it replaces the
-            companion file.
-    """
-
-    group: str
-    artifact: str
-    version: str
-    packaging: str = "jar"
-    checksum: Literal["sha1", "sha512"] = "sha1"
-    pinned: str | None = None
-
-    @property
-    def coordinates(self) -> str:
-        return f"{self.group}:{self.artifact}:{self.version}:{self.packaging}"
-
-    @property
-    def file_name(self) -> str:
-        return f"{self.artifact}-{self.version}.{self.packaging}"
-
-    @property
-    def repository_path(self) -> str:
-        """Path of the file inside a Maven repository layout."""
-        return "/".join([*self.group.split("."), self.artifact, self.version, self.file_name])
+from splade_es.engines.artifacts import MavenArtifact as MavenArtifact
+from splade_es.engines.plugins import knn_plugin
 
 
 @dataclass(frozen=True)
@@ -193,11 +157,14 @@ _PAINLESS_POLICY = """grant {
 
 
 def opensearch_spec(version: str = OPENSEARCH_VERSION) -> EngineSpec:
-    """OpenSearch from its integ-test-zip plus ``mapper-extras`` and ``lang-painless``.
+    """OpenSearch from its integ-test-zip plus ``mapper-extras``, ``lang-painless`` and, where
+    this package pins its checksum, the k-NN plugin.
 
     The integ-test-zip carries only the netty transport; ``rank_features`` and the
     ``rank_feature`` query live in ``mapper-extras``, which OpenSearch publishes as
-    ``mapper-extras-client``; Painless comes with its SPI, ANTLR and ASM jars.
+    ``mapper-extras-client``; Painless comes with its SPI, ANTLR and ASM jars. The k-NN
+    plugin (dense and MUVERA first stages) runs its Lucene engine only: the Maven artifact
+    has no native libraries.
     """
     major = _major(version, "OpenSearch")
     if major != 2:
@@ -226,6 +193,7 @@ def opensearch_spec(version: str = OPENSEARCH_VERSION) -> EngineSpec:
         java_opts_env="OPENSEARCH_JAVA_OPTS",
         launcher="opensearch",
         settings=_COMMON_SETTINGS,
+        plugins=knn_plugin(version),
     )
 
 

@@ -23,32 +23,34 @@ from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.progress import progress_bar
 from colbert_rerank.rerank import RerankConfig, Reranker, RerankError
 from splade_es import __version__
-from splade_es.cluster.admin import resolve_mapping_type
+from splade_es.cluster.admin import field_sizes, resolve_mapping_type
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.names import check_index_name
-from splade_es.data.corpus import Document
+from splade_es.cluster.vectors import QUANTIZATIONS, Quantization
+from splade_es.encoding.dense import DenseEncoder
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.evaluation.metrics import percentiles_ms, retrieval_metrics, without_hits
 from splade_es.evaluation.parity import exact_parity
-from splade_es.evaluation.selection import default_index, id_sample, select
+from splade_es.evaluation.selection import Selection, default_index, id_sample, select
+from splade_es.evaluation.stage_plan import (
+    StageNeeds,
+    check_stages,
+    first_stage_of,
+    model_tag,
+    vectors_tag,
+)
+from splade_es.evaluation.timings import record, summarise
 from splade_es.indexing.build import BuildConfig, BuildResult, ColbertIndexing, build_index
 from splade_es.indexing.bulk import BulkConfig
 from splade_es.indexing.colbert_fields import ColbertStorage
-from splade_es.search.pipeline import Mode, Ranking, Retrieval, search_then_rerank
+from splade_es.indexing.vector_fields import DenseIndexing, MuveraIndexing
+from splade_es.search.pipeline import NO_VECTORS, Retrieval, search_then_rerank
 from splade_es.search.pruning import QueryPruning
 from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import Hit, SearchConfig, Searcher
+from splade_es.search.stages import VectorQueries, open_vector_queries
 
 logger = logging.getLogger(__name__)
-
-STAGES = (
-    "bm25",
-    "splade",
-    "splade+colbert",
-    "bm25+colbert",
-    "splade-idf",
-    "splade-idf+colbert",
-)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class EvalConfig:
         dataset: BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
         split: qrels split.
         stages: stage names, in report order (``bm25``, ``splade``, ``splade+colbert``,
-            ``bm25+colbert``, ``splade-idf``, ``splade-idf+colbert``).
+            ``splade-idf``, ``dense``, ``muvera``, ``splade|dense|muvera+colbert``, ...:
+            :mod:`~splade_es.evaluation.stage_plan`).
         depth: hits retrieved per query (Recall@100 needs 100).
         rerank_k: first-stage hits rescored by ColBERT in the ``+colbert`` stages.
         max_queries: evaluate only the first N judged queries (CI-sized runs).
@@ -69,6 +72,8 @@ class EvalConfig:
         check_exact: add the in-memory exact ranking parity block.
         storage: how ColBERT embeddings are stored (when a ``+colbert`` stage is asked for).
         progress: progress bars.
+        quantization: how the kNN graph stores the dense and MUVERA vectors.
+        knn_candidates: the kNN search beam of the ``dense`` and ``muvera`` stages.
     """
 
     dataset: Path
@@ -83,20 +88,27 @@ class EvalConfig:
     check_exact: bool = False
     storage: ColbertStorage = field(default_factory=ColbertStorage)
     progress: bool = True
+    quantization: Quantization = "int8"
+    knn_candidates: int = 200
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.stages if s not in STAGES]
-        if unknown or not self.stages:
+        check_stages(self.stages)
+        if self.quantization not in QUANTIZATIONS:
             raise ValueError(
-                f"Unknown stages {unknown or '(none given)'}: choose from {', '.join(STAGES)}."
+                f"quantization={self.quantization!r}: expected one of {', '.join(QUANTIZATIONS)}."
             )
-        check_positive_ints(self, "rerank_k", "depth")
+        check_positive_ints(self, "rerank_k", "depth", "knn_candidates")
         check_positive_ints(self, "max_queries", "max_docs", optional=True)
 
     @property
+    def needs(self) -> StageNeeds:
+        """What the stages need: ColBERT reranking, the dense and MUVERA fields."""
+        return check_stages(self.stages)
+
+    @property
     def reranks(self) -> bool:
-        """Whether a stage needs ColBERT (a ``+colbert`` stage)."""
-        return any(stage.endswith("+colbert") for stage in self.stages)
+        """Whether the ColBERT model runs (a ``+colbert`` or ``muvera`` stage)."""
+        return self.needs.colbert
 
 
 def evaluate(
@@ -104,28 +116,30 @@ def evaluate(
     encoder: SpladeEncoder,
     config: EvalConfig,
     colbert: ColbertEncoder | None = None,
+    dense: DenseEncoder | None = None,
 ) -> dict[str, Any]:
     """Run the evaluation and return the ``report.json`` content.
 
     The index is built with :func:`~splade_es.indexing.build.build_index` (a complete one is
-    reused) and every stage runs through
-    :func:`~splade_es.search.pipeline.search_then_rerank`. ``colbert`` is required for the
-    ``+colbert`` stages.
-    """
-    if config.reranks and colbert is None:
-        raise ValueError("The +colbert stages need a ColBERT encoder (--colbert-model).")
+    reused); every stage runs through :func:`~splade_es.search.pipeline.search_then_rerank`.
+    ``colbert`` is needed by the ``+colbert`` and ``muvera`` stages, ``dense`` by ``dense``."""
+    _check_models(config, colbert, dense)
+    dense = dense if config.needs.dense else None
     chosen = select(config.dataset, config.split, config.max_queries, config.max_docs)
     mapping_type = resolve_mapping_type(cluster, config.mapping_type)  # type: ignore[arg-type]
+    tag = model_tag(encoder, colbert, config.storage, config.reranks)
+    tag += vectors_tag(config.needs, dense, config.quantization)
     index = config.index or default_index(
         config.dataset,
         mapping_type,
-        _model_tag(encoder, colbert, config),
+        model_tag(encoder, colbert, config.storage, config.reranks)
+        + vectors_tag(config.needs, dense, config.quantization),
         config.max_docs,
         (document.id for document in chosen.documents),
         config.storage.pool_factor if config.reranks else 1,
     )
     built = _build(
-        cluster, encoder, config, colbert if config.reranks else None, index, chosen.documents
+        cluster, encoder, config, (colbert if config.reranks else None, dense), index, chosen
     )
     searcher = Searcher(cluster, encoder, SearchConfig(index, [], pruning=QueryPruning()))
     result = _header(cluster, encoder, config, built, mapping_type)
@@ -133,11 +147,12 @@ def evaluate(
     # Counted on what the index stores, so a reused index reports it too.
     result["indexing"]["avg_terms_per_doc"] = round(searcher.average_stored_terms(), 1)
     reranker, embedded = _reranking(cluster, encoder, colbert, config, index, result)
+    vectors = _vector_queries(searcher, config, (colbert, dense), result)
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for stage in config.stages:
         timings: dict[str, Any] = {}
         first = _first_stage(stage, searcher, embedded if reranker else None, result)
-        search = _stage_search(stage, first, reranker, config, timings)
+        search = _stage_search(stage, first, reranker, config, timings, vectors)
         stage_run = _run_stage(stage, search, chosen.queries, config.progress)
         runs[stage] = stage_run.run
         result["stages"][stage] = _stage_report(stage, stage_run, chosen.qrels, timings)
@@ -176,6 +191,31 @@ def _reranking(
     return open_reranker(cluster, index, colbert, RerankConfig(field=field)), embedded
 
 
+def _check_models(
+    config: EvalConfig, colbert: ColbertEncoder | None, dense: DenseEncoder | None
+) -> None:
+    if config.reranks and colbert is None:
+        raise ValueError("The +colbert and muvera stages need a ColBERT encoder (--colbert-model).")
+    if config.needs.dense and dense is None:
+        raise ValueError("The dense stages need a dense encoder (--dense-model).")
+
+
+def _vector_queries(
+    searcher: Searcher,
+    config: EvalConfig,
+    models: tuple[ColbertEncoder | None, DenseEncoder | None],
+    result: dict[str, Any],
+) -> VectorQueries:
+    """The kNN query side of the dense and muvera stages; notes each field's size."""
+    if not (config.needs.dense or config.needs.muvera):
+        return NO_VECTORS
+    colbert, dense = models
+    muvera_by = colbert if config.needs.muvera else None
+    vectors = open_vector_queries(searcher, dense, muvera_by, config.knn_candidates)
+    result["fields"] = field_sizes(searcher.cluster, searcher.config.index, result["index_docs"])
+    return vectors
+
+
 def _first_stage(
     stage: str, searcher: Searcher, embedded: Searcher | None, result: dict[str, Any]
 ) -> Searcher:
@@ -199,35 +239,28 @@ def _first_stage(
     return idf
 
 
-def _model_tag(encoder: SpladeEncoder, colbert: ColbertEncoder | None, config: EvalConfig) -> str:
-    """A short tag of the models and storage, so that another setup gets another index."""
-    tag = encoder.fingerprint()["weights_sha256"][:8]
-    if config.reranks and colbert is not None:
-        tag += f"-{colbert.fingerprint()['weights_sha256'][:6]}-{config.storage.codec}"
-        if config.storage.codec == "residual":
-            tag += f"{config.storage.bits}"
-        if config.storage.dim is not None:
-            tag += f"-d{config.storage.dim}"
-        tag += {"source": "", "doc_values": "-dv", "stored": "-sf"}[config.storage.form]
-    return tag
-
-
 def _build(
     cluster: Cluster,
     encoder: SpladeEncoder,
     config: EvalConfig,
-    colbert: ColbertEncoder | None,
+    models: tuple[ColbertEncoder | None, DenseEncoder | None],
     index: str,
-    documents: list[Document],
+    chosen: Selection,
 ) -> BuildResult:
     """The evaluation index, built (or reused when it already holds every document)."""
+    documents = chosen.documents
     build = BuildConfig(
         BulkConfig(index=check_index_name(index), progress=config.progress),
         mapping_type=config.mapping_type,  # type: ignore[arg-type]
         expected_documents=len(documents),
     )
-    storage = ColbertIndexing(colbert, config.storage) if colbert is not None else None
-    return build_index(cluster, documents, encoder, build, storage, total=len(documents))
+    colbert, dense = models
+    muvera = MuveraIndexing(quantization=config.quantization) if config.needs.muvera else None
+    storage = ColbertIndexing(colbert, config.storage, muvera) if colbert is not None else None
+    vectors = DenseIndexing(dense, quantization=config.quantization) if dense else None
+    return build_index(
+        cluster, documents, encoder, build, storage, total=len(documents), dense=vectors
+    )
 
 
 def _header(
@@ -269,58 +302,25 @@ def _stage_search(
     reranker: Reranker | None,
     config: EvalConfig,
     timings: dict[str, Any],
+    vectors: VectorQueries = NO_VECTORS,
 ) -> Callable[[str], list[Hit]]:
     """One stage as a function of the query text (reranking stages record their timings)."""
-    mode: Mode = "bm25" if stage.startswith("bm25") else "splade"
+    mode = first_stage_of(stage)
     reranks = stage.endswith("+colbert") and reranker is not None
     depth = config.rerank_k if reranks else config.depth
-    retrieval = Retrieval(k=depth, mode=mode, rerank_k=config.rerank_k)
+    retrieval = Retrieval(k=depth, mode=mode, rerank_k=config.rerank_k, hybrid_depth=config.depth)
     if reranks:
         timings["rerank_k"] = config.rerank_k
     parts: dict[str, list[float]] = timings.setdefault("parts", {})
 
     def run(text: str) -> list[Hit]:
-        ranking = search_then_rerank(searcher, text, retrieval, reranker if reranks else None)
-        _record(parts, ranking, mode)
+        ranking = search_then_rerank(
+            searcher, text, retrieval, reranker if reranks else None, vectors
+        )
+        record(parts, ranking, mode)
         return ranking.hits
 
     return run
-
-
-def _record(parts: dict[str, list[float]], ranking: Ranking, mode: Mode) -> None:
-    """Append one query's timed parts (milliseconds) to ``parts``."""
-    measured = {"first_stage": ranking.search_ms - ranking.query_encode_ms}
-    if mode == "splade":
-        measured["splade_query_encode"] = ranking.query_encode_ms
-    stats = ranking.rerank
-    if stats is not None:
-        measured.update(
-            colbert_query_encode=stats.encode_ms,
-            fetch=stats.fetch_ms,
-            decode=stats.decode_ms,
-            scoring=stats.maxsim_ms,
-            rerank=stats.fetch_ms + stats.decode_ms + stats.maxsim_ms,
-        )
-    for name, value in measured.items():
-        parts.setdefault(name, []).append(value)
-
-
-def _summarise(timings: dict[str, Any]) -> dict[str, Any]:
-    """The timed parts' p50/p95 (``breakdown_ms``), and the reranking summary fields."""
-    parts: dict[str, list[float]] = timings.get("parts", {})
-    breakdown = {
-        name: {k.removeprefix("latency_ms_"): round(v, 3) for k, v in percentiles_ms(vs).items()}
-        for name, vs in parts.items()
-    }
-    out: dict[str, Any] = {"breakdown_ms": breakdown} if breakdown else {}
-    if "rerank_k" in timings:
-        out.update(
-            rerank_k=timings["rerank_k"],
-            colbert_query_encode_ms_p50=breakdown["colbert_query_encode"]["p50"],
-            rerank_ms_p50=breakdown["rerank"]["p50"],
-            rerank_ms_p95=breakdown["rerank"]["p95"],
-        )
-    return out
 
 
 @dataclass(frozen=True)
@@ -395,5 +395,5 @@ def _stage_report(
         "num_queries": len(qrels),
         "queries_without_hits": len(missing),
         "queries_failed": len(stage_run.failed),
-        **_summarise(timings),
+        **summarise(timings),
     }

@@ -28,6 +28,7 @@ from splade_es.cluster.admin import (
     replicas,
     swap_alias,
 )
+from splade_es.cluster.capabilities import require_knn
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.mapping import IndexLayout
 from splade_es.cluster.names import check_index_name
@@ -42,6 +43,7 @@ from splade_es.indexing.colbert_fields import (
 )
 from splade_es.indexing.distributed import RayConfig, check_ray_run, index_on_ray
 from splade_es.indexing.splade_fields import SpladeFields, prepare_index
+from splade_es.indexing.vector_fields import DenseIndexing, MuveraIndexing, add_vector_fields
 
 MappingChoice = Literal["auto", "rank_features", "sparse_vector"]
 
@@ -53,10 +55,13 @@ class ColbertIndexing:
     Attributes:
         encoder: the late-interaction model.
         storage: codec, bits, codebook sample, reduced dimension, field.
+        muvera: also store the MUVERA encoding of the token embeddings in a kNN field (the
+            ``muvera`` first stage), computed from the same run of the model.
     """
 
     encoder: ColbertEncoder
     storage: ColbertStorage = field(default_factory=ColbertStorage)
+    muvera: MuveraIndexing | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ def prepare(
     splade: SpladeEncoder,
     config: BuildConfig,
     colbert: ColbertIndexing | None = None,
+    dense: DenseIndexing | None = None,
 ) -> tuple[PreparedIndex, list[DocumentEncoder], Iterator[Document | Rejected]]:
     """Fit the ColBERT codebook (on the first valid documents), create or check the index.
 
@@ -164,6 +170,8 @@ def prepare(
         ValueError: no valid document to fit the codebook on, a bad template.
     """
     index = check_index_name(config.index)
+    if dense is not None or (colbert is not None and colbert.muvera is not None):
+        require_knn(cluster)  # before a model runs or a codebook is stored
     encoders: list[DocumentEncoder] = [SpladeFields(splade)]
     stream: Iterator[Document | Rejected] = iter(documents)
     embeddings: EmbeddingFields | None = None
@@ -178,6 +186,10 @@ def prepare(
         )
         properties.update(stored)
         encoders.append(embeddings)
+    muvera = colbert.muvera if colbert is not None else None
+    encoders, vector_properties = add_vector_fields(
+        cluster.engine, (muvera, dense), embeddings, encoders, (properties, meta)
+    )
     layout, state = prepare_index(
         cluster,
         splade,
@@ -188,7 +200,8 @@ def prepare(
         extra_properties=properties,
         extra_meta=meta,
         template=config.template,
-        source_excludes=_excluded(colbert),
+        source_excludes=(*_excluded(colbert), *vector_properties),
+        knn=bool(vector_properties) and cluster.engine == "opensearch",
     )
     if state == "exists":
         _refuse_other_field_types(cluster, index, config.fields)
@@ -249,6 +262,18 @@ def _refuse_other_field_types(
         )
 
 
+def _check_ray(
+    config: BuildConfig, colbert: ColbertIndexing | None, dense: DenseIndexing | None
+) -> None:
+    """Refuse a Ray run that could not keep its promises (a checkpoint, vector fields)."""
+    check_ray_run(config.bulk)
+    if dense is not None or (colbert is not None and colbert.muvera is not None):
+        raise ValueError(
+            "The dense and MUVERA fields are not written by Ray workers yet: index them "
+            "without --ray (one process), or leave --dense/--muvera out on Ray."
+        )
+
+
 def refuse_embeddings_in_place(cluster: Cluster, index: str) -> None:
     """Refuse to add token embeddings to an existing index that has none (its documents would
     stay without them). :func:`build_index` checks this before it fits a codebook; the CLI
@@ -276,6 +301,7 @@ def build_index(
     total: int | None = None,
     on_prepared: Callable[[PreparedIndex], None] | None = None,
     ray: RayConfig | None = None,
+    dense: DenseIndexing | None = None,
 ) -> BuildResult:
     """Build (or refresh, or resume) ``config.index`` from ``documents``.
 
@@ -287,11 +313,11 @@ def build_index(
         config: index, mapping, bulk settings, alias.
         colbert: also store ColBERT token embeddings (``None``: SPLADE only).
         total: number of inputs, for the progress bar.
-        on_prepared: called once the index is ready, before any document is written (the CLI
-            prints the index and codec there).
+        on_prepared: called once the index is ready, before any document is written.
         ray: encode and write on a Ray cluster (:class:`RayConfig`, the ``ray`` extra) once
             the index is prepared here; a re-run skips the documents the index already holds
             (no checkpoint file: ``config.bulk.checkpoint`` must be unset).
+        dense: also store a sentence embedding per document in a kNN field (``dense`` stage).
 
     Returns:
         The prepared index, the bulk report, the index's size after the run, the alias move.
@@ -308,8 +334,8 @@ def build_index(
         >>> result.report.indexed  # doctest: +SKIP
     """
     if ray is not None:
-        check_ray_run(config.bulk)  # before anything is written
-    prepared, encoders, stream = prepare(cluster, documents, splade, config, colbert)
+        _check_ray(config, colbert, dense)  # before anything is written
+    prepared, encoders, stream = prepare(cluster, documents, splade, config, colbert, dense)
     if ray is not None:
         prepared = replace(prepared, checkpoint=None)
     if on_prepared is not None:

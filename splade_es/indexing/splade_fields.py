@@ -53,11 +53,13 @@ def prepare_index(
     *,
     template: Mapping[str, Any] | None = None,
     source_excludes: tuple[str, ...] = (),
+    knn: bool = False,
 ) -> tuple[IndexLayout, Literal["created", "exists"]]:
     """Create the SPLADE index for ``encoder`` (or accept an identical existing one).
 
     ``extra_properties``/``extra_meta`` add fields and ``_meta`` blocks (stored token
-    embeddings use them; ``source_excludes`` leaves fields out of ``_source``).
+    embeddings use them; ``source_excludes`` leaves fields out of ``_source``; ``knn`` sets
+    OpenSearch's ``index.knn`` for kNN vector fields).
     ``template`` is a user index template (``load_template``) whose settings, analyzers and
     fields are kept; ``None`` uses the packaged ``mappings/index.json``. An existing index is
     accepted on its ``_meta`` alone: a changed template does not alter or reject it.
@@ -78,6 +80,7 @@ def prepare_index(
         replicas=replicas,
         extra_properties=dict(extra_properties or {}),
         source_excludes=source_excludes,
+        knn=knn,
     )
     body = index_body(layout, encoder_meta(encoder, layout), extra_meta, template)
     state = ensure_index(cluster, index, body)

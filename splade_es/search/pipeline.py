@@ -14,13 +14,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import numpy as np
+
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.fusion import Fusion
 from colbert_rerank.rerank import Reranker, RerankStats
 from splade_es.search.searcher import RRF, Hit, Hits, Searcher, ShardReport
+from splade_es.search.stages import VectorQueries, fused_hits, sources
+
+NO_VECTORS = VectorQueries()  # no kNN field: the dense and muvera stages refuse to run
 
 Mode = Literal["splade", "bm25", "hybrid"]
 MODES: tuple[Mode, ...] = ("splade", "bm25", "hybrid")
+# Any other mode joins first stages with "|": "dense", "muvera", "splade|dense|muvera", ...
+# (splade_es.search.stages).
 
 
 @dataclass(frozen=True)
@@ -29,17 +36,20 @@ class Retrieval:
 
     Attributes:
         k: hits returned.
-        mode: the first stage: ``splade`` (exact dot product), ``bm25``, or ``hybrid`` (both,
-            fused client-side with ``fusion``).
-        fusion: how ``hybrid`` combines BM25 and SPLADE (RRF by default).
-        hybrid_depth: hits taken from each ranking before fusing (``hybrid`` only).
+        mode: the first stage: ``splade`` (exact dot product), ``bm25``, ``hybrid`` (both,
+            fused client-side with ``fusion``), ``dense`` or ``muvera`` (kNN; they need
+            :class:`~splade_es.search.stages.VectorQueries`), or several joined by ``|``
+            (``splade|dense|muvera``), fused client-side with ``fusion``.
+        fusion: how ``hybrid`` combines BM25 and SPLADE (``weight`` is SPLADE's share), and
+            how a ``|`` list combines its stages (``rrf`` or ``weighted``, equal shares).
+        hybrid_depth: hits taken from each ranking before fusing (``hybrid`` and ``|``).
         rerank_k: first-stage hits rescored by the reranker (when one is given); the first
             stage then retrieves ``max(k, rerank_k)`` hits.
         filters: filter clauses (they restrict, never score), e.g. ``{"term": {"year": 2020}}``.
     """
 
     k: int = 10
-    mode: Mode = "splade"
+    mode: Mode | str = "splade"
     fusion: Fusion = RRF
     hybrid_depth: int = 100
     rerank_k: int = 100
@@ -48,7 +58,7 @@ class Retrieval:
     def __post_init__(self) -> None:
         check_positive_ints(self, "k", "hybrid_depth", "rerank_k")
         if self.mode not in MODES:
-            raise ValueError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}.")
+            sources(self.mode)  # raises for an unknown name
 
 
 @dataclass(frozen=True)
@@ -75,10 +85,30 @@ class Ranking:
 
 
 def first_stage(
-    searcher: Searcher, query: str, retrieval: Retrieval, depth: int
+    searcher: Searcher,
+    query: str,
+    retrieval: Retrieval,
+    depth: int,
+    vectors: VectorQueries = NO_VECTORS,
+    colbert_query: np.ndarray | None = None,
 ) -> tuple[Hits, float]:
     """The top ``depth`` hits of ``retrieval.mode`` for ``query``, and the milliseconds spent
     making the SPLADE query weights (``splade`` mode; 0 for the others)."""
+    if retrieval.mode not in MODES:
+        width = max(retrieval.hybrid_depth, depth)
+        names = sources(retrieval.mode)
+        hits = fused_hits(
+            searcher,
+            vectors,
+            query,
+            names,
+            width,
+            depth,
+            retrieval.fusion,
+            retrieval.filters,
+            colbert_query,
+        )
+        return hits, 0.0
     if retrieval.mode == "splade":
         started = time.perf_counter()
         vector = searcher.encode_query(query)
@@ -101,6 +131,7 @@ def search_then_rerank(
     query: str,
     retrieval: Retrieval = Retrieval(),
     reranker: Reranker | None = None,
+    vectors: VectorQueries = NO_VECTORS,
 ) -> Ranking:
     """Run the first stage and, with a ``reranker``, rescore its top ``rerank_k`` hits.
 
@@ -112,6 +143,8 @@ def search_then_rerank(
         retrieval: k, first stage, fusion, rerank depth, filters.
         reranker: e.g. :func:`splade_es.search.rerank.open_reranker`; ``None`` returns the
             first stage's top ``k``.
+        vectors: the index's kNN query side (:func:`~splade_es.search.stages.
+            open_vector_queries`), for the ``dense`` and ``muvera`` stages.
 
     Returns:
         The top ``k`` hits (reranked ones first, in final-score order) and the timings.
@@ -128,12 +161,15 @@ def search_then_rerank(
     """
     depth = max(retrieval.k, retrieval.rerank_k) if reranker is not None else retrieval.k
     started = time.perf_counter()
-    hits, encode_ms = first_stage(searcher, query, retrieval, depth)
+    tokens = None  # the ColBERT query, encoded once for MUVERA and MaxSim
+    if reranker is not None and "muvera" in _names(retrieval.mode):
+        tokens = reranker.encoder.encode_queries([query])[0]
+    hits, encode_ms = first_stage(searcher, query, retrieval, depth, vectors, tokens)
     search_ms = (time.perf_counter() - started) * 1000
     if reranker is None:
         return Ranking(hits[: retrieval.k], search_ms, None, encode_ms, hits.shards)
     head, tail = hits[: retrieval.rerank_k], hits[retrieval.rerank_k :]
-    result = reranker.rerank(query, [hit.as_dict() for hit in head])
+    result = reranker.rerank(query, [hit.as_dict() for hit in head], query_embeddings=tokens)
     by_id = {hit.id: hit for hit in head}
     reranked = [
         _reranked_hit(by_id[str(hit["_id"])], hit, rank)
@@ -145,6 +181,10 @@ def search_then_rerank(
     ]
     ranked = (reranked + rest)[: retrieval.k]
     return Ranking(ranked, search_ms, result.stats, encode_ms, hits.shards)
+
+
+def _names(mode: str) -> tuple[str, ...]:
+    return (mode,) if mode in MODES else sources(mode)
 
 
 def _reranked_hit(first: Hit, reranked: Mapping[str, Any], rank: int) -> Hit:

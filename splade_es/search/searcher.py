@@ -1,4 +1,4 @@
-"""The search client: SPLADE, BM25 and hybrid search, and term-level explanations.
+"""The search client: SPLADE, BM25, kNN and hybrid search, and term-level explanations.
 
 The only module that reads search results. A :class:`Searcher` checks once that the index
 was built with the same model (weights, tokenizer, pooling, key encoding) as its encoder and
@@ -20,6 +20,7 @@ from colbert_rerank.storage import fetch_clause, stored_form
 from splade_es.cluster.admin import require_index
 from splade_es.cluster.connection import Cluster, ClusterError
 from splade_es.cluster.mapping import IndexLayout, MappingType, encoder_meta, meta_differences
+from splade_es.cluster.vectors import knn_query
 from splade_es.encoding.content import content_words
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.encoding.features import SparseVector, decode_key, lucene_stored
@@ -42,12 +43,9 @@ RRF = Fusion(method="rrf")
 class Searcher:
     """SPLADE (and BM25, hybrid) search over an index built by splade-es.
 
-    Safe to share across threads: it keeps no per-call state (the IDF table of
-    ``query_encoder="idf"`` is loaded once, under a lock, and only read after), the official
-    clients pool their
-    connections (10 per node by default, so more concurrent callers wait for one), and the
-    encoder serialises only tokenisation (see :class:`~splade_es.encoding.encoder.SpladeEncoder`).
-    ``benchmarks/load.py`` runs 8 threads on one Searcher and one Reranker.
+    Safe to share across threads: no per-call state (the IDF table is loaded once, under a
+    lock), the clients pool connections (10 per node), and the encoder serialises only
+    tokenisation. ``benchmarks/load.py`` runs 8 threads on one Searcher and one Reranker.
 
     Example:
         >>> searcher = Searcher(cluster, encoder, SearchConfig(index="scifact"))  # doctest: +SKIP
@@ -178,13 +176,22 @@ class Searcher:
         return np.asarray(df, dtype=np.float64) / max(table.documents, 1)
 
     def bm25(self, query: str, k: int = 10, filters: Sequence[Mapping[str, Any]] = ()) -> Hits:
-        """Top ``k`` documents by BM25 over the text fields.
-
-        Raises:
-            ValueError: the query is not text, is empty, holds a lone surrogate, or has more
-                terms than the engine's ``maxClauseCount`` (a very long text).
-        """
+        """Top ``k`` documents by BM25 over the text fields. Raises ValueError for a query
+        that is not text, is empty, holds a lone surrogate, or exceeds ``maxClauseCount``."""
         return self._run(with_filters(bm25_query(query, self.text_fields), filters), k)
+
+    def knn(
+        self,
+        field: str,
+        vector: np.ndarray,
+        k: int = 10,
+        candidates: int = 100,
+        filters: Sequence[Mapping[str, Any]] = (),
+    ) -> Hits:
+        """Top ``k`` documents of the kNN vector ``field`` (approximate, HNSW) by inner product
+        with ``vector``; ``candidates`` is the graph search's beam; filters apply during it."""
+        clause = knn_query(field, vector, k, candidates, self.cluster.engine, filters)
+        return self._run(clause, k)
 
     def hybrid(
         self,
@@ -282,13 +289,9 @@ class Searcher:
         return vector
 
     def stored_terms(self, doc_id: str) -> tuple[SparseVector, dict[str, Any]]:
-        """The document's SPLADE weights as stored, and the entries this model cannot read.
-
-        Returns:
-            The vector of this model's keys (9-bit precision) and ``{raw key: raw value}``
-            of the others (see :meth:`FeatureVocabulary.split_features`), empty for a
-            document indexed by splade-es.
-        """
+        """The document's SPLADE weights as stored (9-bit precision), and ``{raw key: raw
+        value}`` of the entries this model cannot read (:meth:`FeatureVocabulary.
+        split_features`; empty for a document indexed by splade-es)."""
         source = self.cluster.source_filter([self.field])  # vectors included (ES 9)
         body = {"query": {"ids": {"values": [doc_id]}}, "size": 1, "_source": source}
         hits = self.cluster.request("POST", f"/{self.config.index}/_search", body=body)["hits"][
