@@ -48,7 +48,7 @@ TARGETS = {"recall@100": 0.93, "ndcg@10": 0.715, "p50_ratio": 1.3}
 
 
 def timed_pass(
-    searcher: Searcher,
+    searchers: tuple[Searcher, Searcher],
     reranker: Any,
     vectors: VectorQueries,
     queries: Sequence[str],
@@ -56,20 +56,27 @@ def timed_pass(
     config: EvalConfig,
 ) -> dict[str, list[float]]:
     """Milliseconds per query of every stage, interleaved: query ``i`` runs the stages in an
-    order rotated by ``i``; the first ``warmup`` queries run every stage untimed."""
+    order rotated by ``i``; the first ``warmup`` queries run every stage untimed. As in the
+    evaluator, a reranking stage searches with ``searchers[1]`` (hits carry their stored
+    embeddings), the others with ``searchers[0]``."""
     plans = {stage: _plan(stage, config) for stage in STAGES}
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def run(text: str, stage: str) -> None:
+        retrieval, reranks = plans[stage]
+        searcher = searchers[1] if reranks else searchers[0]
+        search_then_rerank(searcher, text, retrieval, reranker if reranks else None, vectors)
+
     for text in queries[:warmup]:
-        for retrieval, reranks in plans.values():
-            search_then_rerank(searcher, text, retrieval, reranker if reranks else None, vectors)
+        for stage in STAGES:
+            run(text, stage)
     for i, text in enumerate(
         progress_bar(queries, total=len(queries), desc="latency pass", unit="q", enabled=True)
     ):
         order = STAGES[i % len(STAGES) :] + STAGES[: i % len(STAGES)]
         for stage in order:
-            retrieval, reranks = plans[stage]
             started = time.perf_counter()
-            search_then_rerank(searcher, text, retrieval, reranker if reranks else None, vectors)
+            run(text, stage)
             times[stage].append((time.perf_counter() - started) * 1000)
     return times
 
@@ -98,6 +105,9 @@ def maxsim_recall(
         raise ValueError("The index has no MUVERA field: build it with the muvera stages.")
     ids = [d.id for d in chosen.documents]
     tokens = cached_tokens(cache, ids) if cache is not None and cache.exists() else None
+    probe = colbert.encode_documents([chosen.documents[0].encoded_text]).embeddings[0]
+    if tokens is not None and not _same(tokens[0], probe):
+        tokens = None  # the cache holds another model's (or text's) embeddings: encode here
     if tokens is None:
         tokens = _document_tokens(colbert, [d.encoded_text for d in chosen.documents])
     fde = vectors.muvera.encode_documents(tokens)
@@ -133,6 +143,10 @@ def cached_tokens(cache: Path, ids: list[str]) -> list[np.ndarray] | None:
         return None
     rows = saved["doc_tokens"]
     return [rows[starts[at[doc_id]] : ends[at[doc_id]]] for doc_id in ids]
+
+
+def _same(cached: np.ndarray, fresh: np.ndarray) -> bool:
+    return cached.shape == fresh.shape and bool(np.allclose(cached, fresh, atol=1e-4))
 
 
 def _document_tokens(colbert: ColbertEncoder, texts: list[str]) -> list[np.ndarray]:
@@ -276,15 +290,15 @@ def main() -> None:
     try:
         report = evaluate(cluster, splade, config, colbert, dense)
         index = report["index"]
-        searcher = Searcher(
-            cluster, splade, SearchConfig(index, ["colbert"], pruning=QueryPruning())
-        )
-        vectors = open_vector_queries(searcher, dense, colbert, config.knn_candidates)
+        plain = Searcher(cluster, splade, SearchConfig(index, [], pruning=QueryPruning()))
+        with_embeddings = SearchConfig(index, ["colbert"], pruning=QueryPruning())
+        embedded = Searcher(cluster, splade, with_embeddings)
+        vectors = open_vector_queries(plain, dense, colbert, config.knn_candidates)
         reranker = open_reranker(cluster, index, colbert, RerankConfig(field="colbert"))
         chosen = select(config.dataset, config.split, config.max_queries, config.max_docs)
         queries = list(chosen.queries.values())
-        times = timed_pass(searcher, reranker, vectors, queries, args.warmup, config)
-        recall = maxsim_recall(searcher, vectors, colbert, chosen, args.embeddings)
+        times = timed_pass((plain, embedded), reranker, vectors, queries, args.warmup, config)
+        recall = maxsim_recall(plain, vectors, colbert, chosen, args.embeddings)
     finally:
         cluster.close()
     rows = rows_of(report, times)

@@ -49,7 +49,7 @@ __all__ = ["DEFAULT_MUVERA", "MuveraConfig", "MuveraEncoder", "chamfer"]
 
 FORMAT = "colbert_rerank.muvera/1"
 MAX_SIMHASH_BITS = 12
-CHUNK_ENTRIES = 1 << 22  # texts x longest x reps x partitions per chunk (bounds the masks)
+CHUNK_ENTRIES = 1 << 24  # array entries per chunk (padded tokens x what each holds): ~64 MB
 
 Matrix = npt.NDArray[np.float32]
 
@@ -242,7 +242,10 @@ class MuveraEncoder:
         out = np.zeros((len(arrays), self.dimension), dtype=np.float32)
         counts = np.array([a.shape[0] for a in arrays], dtype=np.int64)
         order = np.argsort(counts, kind="stable")  # similar lengths share a chunk: less padding
-        budget = CHUNK_ENTRIES // (self.config.repetitions * self.config.partitions)
+        block = self.config.projection_dim or self.token_dim
+        reps = self.config.repetitions
+        # per padded token: its embedding, its projections, its partition memberships
+        budget = CHUNK_ENTRIES // (self.token_dim + reps * block + reps * self.config.partitions)
         for chunk in _chunks(counts[order], budget):
             rows = order[chunk]
             blocks = self._blocks([arrays[i] for i in rows], average, fill)

@@ -13,6 +13,7 @@ from colbert_rerank.encoder import ColbertConfig, ColbertEncoder, resolve_model_
 from colbert_rerank.fusion import Fusion, fuse_lists
 from colbert_rerank.muvera import DEFAULT_MUVERA, MuveraConfig, MuveraEncoder
 from splade_es.cluster.admin import IndexMismatchError, field_sizes, get_index
+from splade_es.cluster.companion import codebook_index_name
 from splade_es.cluster.mapping import VECTORS_META_KEY
 from splade_es.data.corpus import from_records
 from splade_es.indexing.build import BuildConfig, ColbertIndexing, build_index
@@ -143,10 +144,18 @@ def test_mismatched_models_and_dimensions_are_refused(
 
     with pytest.raises(ValueError, match=r"was built with dense model .* query with the model"):
         open_vector_queries(searcher, OtherDense())
-    folder = resolve_model_path(colbert_encoder.config.model)  # the same model, named otherwise
+    folder = resolve_model_path(colbert_encoder.config.model)  # the same weights, another name
     renamed = ColbertEncoder(ColbertConfig(model=folder, device="cpu"))
+    assert open_vector_queries(searcher, None, renamed).muvera is not None
+
+    class OtherColbert:  # another model's hashes: only the check reads them
+        config = ColbertConfig(model="other/colbert")
+
+        def fingerprint(self):
+            return {**colbert_encoder.fingerprint(), "weights_sha256": "0" * 64}
+
     with pytest.raises(ValueError, match=r"MUVERA encodings of .* query it with the model"):
-        open_vector_queries(searcher, None, renamed)
+        open_vector_queries(searcher, None, OtherColbert())
 
     plain = index_names(cluster, "plain")
     build_index(cluster, from_records(DOCS), splade_encoder, BuildConfig(BulkConfig(plain)))
@@ -166,16 +175,40 @@ def test_mismatched_models_and_dimensions_are_refused(
     too_big = MuveraIndexing(MuveraConfig(simhash_bits=6, projection_dim=None, repetitions=1))
     config = BuildConfig(BulkConfig(index=huge, progress=False))
     with pytest.raises(ValueError, match="indexes at most"):
-        build_index(
+        build_index(  # the residual codec: a codebook would be fitted and stored first
             cluster,
             from_records(DOCS),
             splade_encoder,
             config,
-            ColbertIndexing(colbert_encoder, STORAGE, too_big),
+            ColbertIndexing(colbert_encoder, ColbertStorage(sample_documents=8), too_big),
         )
     assert get_index(cluster, huge) is None  # refused before anything was created
+    assert get_index(cluster, codebook_index_name(huge)) is None
     with pytest.raises(ValueError, match="not written by Ray workers"):
         _build(cluster, splade_encoder, colbert_encoder, dense_encoder, huge, ray=RayConfig())
+
+
+def test_colbert_and_dense_without_muvera_keep_the_colbert_field(
+    cluster, splade_encoder, colbert_encoder, dense_encoder, index_names
+):
+    index = index_names(cluster)
+    result = build_index(
+        cluster,
+        from_records(DOCS),
+        splade_encoder,
+        BuildConfig(BulkConfig(index=index, progress=False)),
+        ColbertIndexing(colbert_encoder, STORAGE),
+        dense=DenseIndexing(dense_encoder),
+    )
+    assert result.report.counters["colbert_tokens"] > 0
+    assert result.report.counters["dense_vectors"] == len(DOCS)
+    searcher = Searcher(cluster, splade_encoder, SearchConfig(index=index, include_embeddings=True))
+    vectors = open_vector_queries(searcher, dense_encoder)
+    reranker = open_reranker(cluster, index, colbert_encoder)
+    retrieval = Retrieval(k=3, mode="splade|dense", rerank_k=6)
+    ranking = search_then_rerank(searcher, QUERY, retrieval, reranker, vectors)
+    assert ranking.rerank.reranked == 6 and not ranking.rerank.unusable
+    assert ranking.hits[0].id == "med-1"
 
 
 @pytest.mark.es
@@ -187,6 +220,13 @@ def test_cli_stage_names(es_cluster, es_node, index_names, vector_index_cli):
     fused = cli("search", QUERY, "--index", vector_index_cli, "--mode", "splade|dense", *url)
     assert fused.returncode == 0, fused.stderr
     assert fused.stdout.splitlines()[0].split()[2] == "med-1"
+    weighted = ["--fusion", "weighted", "--splade-weight", "0.8"]
+    refused = cli(
+        "search", QUERY, "--index", vector_index_cli, "--mode", "splade|dense", *weighted, *url
+    )
+    assert (
+        refused.returncode == 2 and "--splade-weight 0.8 applies to --mode hybrid" in refused.stderr
+    )
     missing = cli("search", QUERY, "--index", vector_index_cli, "--mode", "muvera", *url)
     assert missing.returncode == 2 and "has no muvera vector field" in missing.stderr
     alone = cli("index", str(corpus), "--index", "x", "--muvera", *url)

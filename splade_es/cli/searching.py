@@ -84,6 +84,15 @@ def _reranker(
     return open_reranker(connection, searcher.config.index, colbert, config)
 
 
+def _check_weight(mode: str, splade_weight: float) -> None:
+    """Refuse ``--splade-weight`` where it would be ignored ('|' lists: equal shares)."""
+    if "|" in mode and splade_weight != 0.5:
+        raise click.UsageError(
+            f"--splade-weight {splade_weight} applies to --mode hybrid; '|' lists are fused "
+            "with equal shares: leave it out."
+        )
+
+
 def _filters(raw: tuple[str, ...]) -> list[dict[str, Any]]:
     filters = []
     for text in raw:
@@ -190,6 +199,7 @@ def search(
     fused; optionally rerank with ColBERT MaxSim over the stored token embeddings."""
     mode, reranks = split_stage(mode)
     with_rerank = with_rerank or reranks
+    _check_weight(mode, splade_weight)
     rerank_k = rerank.rerank_k
     if with_rerank and rerank_k < k:
         click.echo(f"--rerank-k {rerank_k} is below -k {k}: reranking the top {k}.", err=True)

@@ -191,9 +191,10 @@ def require_knn(cluster: Cluster) -> None:
         return
     fix = (
         "install the opensearch-knn plugin of the same version (the launcher's 'node start' "
-        "adds it to OpenSearch 2.19.6)"
+        "adds it to OpenSearch 2.19.6; its secured node, 2.19.4, has none: no plugin is "
+        "published for that version)"
         if cluster.engine == "opensearch"
-        else "use Elasticsearch 8.12 or later"
+        else "use Elasticsearch 8.15 or later (the knn query with k)"
     )
     raise ValueError(
         f"{cluster.engine} {cluster.version} has no kNN vector search, which the dense and "

@@ -132,8 +132,7 @@ def evaluate(
     index = config.index or default_index(
         config.dataset,
         mapping_type,
-        model_tag(encoder, colbert, config.storage, config.reranks)
-        + vectors_tag(config.needs, dense, config.quantization),
+        tag,
         config.max_docs,
         (document.id for document in chosen.documents),
         config.storage.pool_factor if config.reranks else 1,

@@ -43,7 +43,12 @@ from splade_es.indexing.colbert_fields import (
 )
 from splade_es.indexing.distributed import RayConfig, check_ray_run, index_on_ray
 from splade_es.indexing.splade_fields import SpladeFields, prepare_index
-from splade_es.indexing.vector_fields import DenseIndexing, MuveraIndexing, add_vector_fields
+from splade_es.indexing.vector_fields import (
+    DenseIndexing,
+    MuveraIndexing,
+    add_vector_fields,
+    check_vector_fields,
+)
 
 MappingChoice = Literal["auto", "rank_features", "sparse_vector"]
 
@@ -170,8 +175,8 @@ def prepare(
         ValueError: no valid document to fit the codebook on, a bad template.
     """
     index = check_index_name(config.index)
-    if dense is not None or (colbert is not None and colbert.muvera is not None):
-        require_knn(cluster)  # before a model runs or a codebook is stored
+    muvera = colbert.muvera if colbert is not None else None
+    _check_vectors(cluster, config, colbert, dense)  # before a model runs or a codebook is stored
     encoders: list[DocumentEncoder] = [SpladeFields(splade)]
     stream: Iterator[Document | Rejected] = iter(documents)
     embeddings: EmbeddingFields | None = None
@@ -186,7 +191,6 @@ def prepare(
         )
         properties.update(stored)
         encoders.append(embeddings)
-    muvera = colbert.muvera if colbert is not None else None
     encoders, vector_properties = add_vector_fields(
         cluster.engine, (muvera, dense), embeddings, encoders, (properties, meta)
     )
@@ -211,6 +215,23 @@ def prepare(
         checkpoint = config.checkpoint_dir / f"{index}-{index_uuid(cluster, index)}.tsv"
     copies = replicas(cluster, index)
     return PreparedIndex(index, state, layout, embeddings, checkpoint, copies), encoders, stream
+
+
+def _check_vectors(
+    cluster: Cluster,
+    config: BuildConfig,
+    colbert: ColbertIndexing | None,
+    dense: DenseIndexing | None,
+) -> None:
+    """Refuse vector fields the cluster or the index could not take (see
+    :func:`~splade_es.indexing.vector_fields.check_vector_fields`, and kNN search itself)."""
+    muvera = colbert.muvera if colbert is not None else None
+    if dense is None and muvera is None:
+        return
+    taken = [*config.fields, *([colbert.storage.field] if colbert is not None else [])]
+    token_dim = colbert.encoder.dim if colbert is not None else None
+    check_vector_fields(cluster.engine, (muvera, dense), token_dim, taken)
+    require_knn(cluster)
 
 
 def _excluded(colbert: ColbertIndexing | None) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ __all__ = [
     "DenseIndexing",
     "MuveraIndexing",
     "add_vector_fields",
+    "check_vector_fields",
     "vector_fields_meta",
 ]
 
@@ -86,7 +87,7 @@ class DenseFields:
 class ColbertAndMuveraFields:
     """The ColBERT field and the MUVERA field of each document, from one run of the ColBERT
     model. Counters: the ColBERT field's, ``muvera_vectors``, and ``muvera_empty`` (documents
-    without a token, stored as a zero vector: no kNN query finds them)."""
+    without a token, stored as a zero vector: it scores 0 for every kNN query)."""
 
     def __init__(self, embeddings: EmbeddingFields, muvera: MuveraEncoder, field: str) -> None:
         if muvera.token_dim != embeddings.encoder.dim:
@@ -110,6 +111,36 @@ class ColbertAndMuveraFields:
         counters["muvera_vectors"] = len(fields)
         counters["muvera_empty"] = sum(1 for e in batch.embeddings if e.shape[0] == 0)
         return FieldBatch(fields, counters)
+
+
+def check_vector_fields(
+    engine: str,
+    fields: tuple[MuveraIndexing | None, DenseIndexing | None],
+    token_dim: int | None,
+    taken: Sequence[str],
+) -> None:
+    """Refuse, before any model runs or codebook is stored, vector fields the run could not
+    write: MUVERA without ColBERT (``token_dim`` ``None``), a dimension or quantisation the
+    engine lacks, a name already used by another field (``taken``) or by both."""
+    muvera, dense = fields
+    specs = []
+    if muvera is not None:
+        if token_dim is None:
+            raise ValueError(
+                "The MUVERA field encodes ColBERT token embeddings: index ColBERT too."
+            )
+        dims = muvera.config.dimension(token_dim)
+        specs.append(VectorField(muvera.field, dims, muvera.quantization))
+    if dense is not None:
+        specs.append(dense.vector_field())
+    names = [spec.name for spec in specs]
+    for spec in specs:
+        spec.check_engine(engine)
+        if spec.name in taken or names.count(spec.name) > 1:
+            raise ValueError(
+                f"Vector field {spec.name!r} has the name of another field of the index: name "
+                "the dense or MUVERA field otherwise (DenseIndexing.field / MuveraIndexing.field)."
+            )
 
 
 def add_vector_fields(
@@ -153,7 +184,9 @@ def add_vector_fields(
         )
     properties.update(vector_properties)
     meta[VECTORS_META_KEY] = vector_meta
-    return [e for e in encoders if e is not embeddings] + added, vector_properties
+    if with_muvera is not None:  # it writes the ColBERT field too
+        encoders = [e for e in encoders if e is not embeddings]
+    return encoders + added, vector_properties
 
 
 def vector_fields_meta(

@@ -95,8 +95,8 @@ def first_stage(
     """The top ``depth`` hits of ``retrieval.mode`` for ``query``, and the milliseconds spent
     making the SPLADE query weights (``splade`` mode; 0 for the others)."""
     if retrieval.mode not in MODES:
-        width = max(retrieval.hybrid_depth, depth)
         names = sources(retrieval.mode)
+        width = max(retrieval.hybrid_depth, depth) if len(names) > 1 else depth
         hits = fused_hits(
             searcher,
             vectors,
@@ -164,12 +164,15 @@ def search_then_rerank(
     tokens = None  # the ColBERT query, encoded once for MUVERA and MaxSim
     if reranker is not None and "muvera" in _names(retrieval.mode):
         tokens = reranker.encoder.encode_queries([query])[0]
+    tokens_ms = (time.perf_counter() - started) * 1000
     hits, encode_ms = first_stage(searcher, query, retrieval, depth, vectors, tokens)
     search_ms = (time.perf_counter() - started) * 1000
     if reranker is None:
         return Ranking(hits[: retrieval.k], search_ms, None, encode_ms, hits.shards)
     head, tail = hits[: retrieval.rerank_k], hits[retrieval.rerank_k :]
     result = reranker.rerank(query, [hit.as_dict() for hit in head], query_embeddings=tokens)
+    if tokens is not None:  # its encoding was timed here, within the first stage
+        result = replace(result, stats=replace(result.stats, encode_ms=tokens_ms))
     by_id = {hit.id: hit for hit in head}
     reranked = [
         _reranked_hit(by_id[str(hit["_id"])], hit, rank)

@@ -20,6 +20,7 @@ import numpy as np
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.fusion import Fusion, fuse_lists
 from colbert_rerank.muvera import MuveraEncoder
+from colbert_rerank.storage import META_KEY as COLBERT_META_KEY
 from splade_es.cluster.admin import require_index
 from splade_es.cluster.mapping import VECTORS_META_KEY
 from splade_es.encoding.dense import DenseEncoder
@@ -85,8 +86,8 @@ def open_vector_queries(
         ValueError: a model is given for a field the index lacks, or differs from the one
             that wrote it (another model, another MUVERA encoding), with how to fix it.
     """
-    meta = require_index(searcher.cluster, searcher.config.index).all_meta.get(VECTORS_META_KEY)
-    fields: Mapping[str, Any] = meta or {}
+    all_meta = require_index(searcher.cluster, searcher.config.index).all_meta
+    fields: Mapping[str, Any] = all_meta.get(VECTORS_META_KEY) or {}
     index = searcher.config.index
     out = VectorQueries(candidates=candidates)
     if dense is not None:
@@ -97,10 +98,12 @@ def open_vector_queries(
         stored = _field(fields, "muvera", index, "--colbert --muvera")
         model = dict(stored["model"])
         wrote = model.pop("colbert_model", None)
-        if wrote != colbert.config.model:
+        tokens = all_meta.get(COLBERT_META_KEY) or {}  # the ColBERT model's hashes
+        if any(tokens.get(k) != v for k, v in _hashes(colbert.fingerprint()).items()):
             raise ValueError(
-                f"Index {index!r} holds MUVERA encodings of {wrote!r} token embeddings, not "
-                f"{colbert.config.model!r}'s: query it with the model that built the index."
+                f"Index {index!r} holds MUVERA encodings of {wrote!r} token embeddings, not of "
+                f"{colbert.config.model!r}'s (other weights or tokenizer): query it with the "
+                "model that built the index."
             )
         muvera = MuveraEncoder.from_fingerprint(model)
         out = _with(out, muvera=muvera, muvera_field=stored["field"], colbert=colbert)
@@ -121,10 +124,17 @@ def _field(fields: Mapping[str, Any], kind: str, index: str, option: str) -> Map
     return stored
 
 
+def _hashes(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fingerprint.items() if k.endswith("sha256")}
+
+
 def _same_model(
     stored: Mapping[str, Any], current: Mapping[str, Any], kind: str, index: str
 ) -> None:
-    differ = sorted(k for k in {**stored, **current} if stored.get(k) != current.get(k))
+    """Refuse another model: the weights and the vectors' form, not the name it was loaded by
+    (the same weights from a local folder are the same model)."""
+    keys = {**stored, **current}.keys() - {"model"}
+    differ = sorted(k for k in keys if stored.get(k) != current.get(k))
     if differ:
         raise ValueError(
             f"Index {index!r} was built with {kind} model {stored.get('model')!r}, not "
