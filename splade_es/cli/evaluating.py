@@ -7,9 +7,16 @@ from pathlib import Path
 import click
 
 from colbert_rerank.encoder import DEFAULT_MODEL, ColbertConfig, ColbertEncoder
+from colbert_rerank.fusion import Fusion, FusionMethod
 from splade_es.cli.colbert import build_colbert, storage_options
 from splade_es.cli.models import ModelOptions, build_encoder, encoder_options
-from splade_es.cli.options import POSITIVE_INT, ClusterOptions, cluster_options, open_cluster
+from splade_es.cli.options import (
+    POSITIVE_INT,
+    UNIT_FLOAT,
+    ClusterOptions,
+    cluster_options,
+    open_cluster,
+)
 from splade_es.cluster.vectors import QUANTIZATIONS, Quantization
 from splade_es.encoding.dense import DEFAULT_MODEL as DENSE_DEFAULT
 from splade_es.encoding.dense import DenseConfig, DenseEncoder
@@ -86,6 +93,20 @@ from splade_es.indexing.colbert_fields import ColbertStorage
     show_default=True,
     help="kNN search beam (num_candidates / ef_search) of the dense and muvera stages.",
 )
+@click.option(
+    "--rerank-fusion",
+    type=click.Choice(["replace", "weighted", "rrf"]),
+    default="replace",
+    show_default=True,
+    help="How the +colbert stages combine MaxSim with the first-stage score.",
+)
+@click.option(
+    "--rerank-weight",
+    type=UNIT_FLOAT,
+    default=0.5,
+    show_default=True,
+    help="MaxSim share for --rerank-fusion weighted.",
+)
 @storage_options
 @click.option("--no-progress", is_flag=True)
 @encoder_options()
@@ -105,6 +126,8 @@ def eval_command(
     dense_model: str,
     quantization: Quantization,
     knn_candidates: int,
+    rerank_fusion: FusionMethod,
+    rerank_weight: float,
     storage: ColbertStorage,
     no_progress: bool,
     model: ModelOptions,
@@ -133,6 +156,7 @@ def eval_command(
         progress=not no_progress,
         quantization=quantization,
         knn_candidates=knn_candidates,
+        rerank_fusion=Fusion(method=rerank_fusion, weight=rerank_weight),
     )
     connection = open_cluster(cluster)
     try:

@@ -20,10 +20,11 @@ from typing import Any
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.codecs import CodecError
 from colbert_rerank.encoder import ColbertEncoder
+from colbert_rerank.fusion import Fusion
 from colbert_rerank.progress import progress_bar
 from colbert_rerank.rerank import RerankConfig, Reranker, RerankError
 from splade_es import __version__
-from splade_es.cluster.admin import field_sizes, resolve_mapping_type
+from splade_es.cluster.admin import resolve_mapping_type
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.names import check_index_name
 from splade_es.cluster.vectors import QUANTIZATIONS, Quantization
@@ -34,9 +35,11 @@ from splade_es.evaluation.parity import exact_parity
 from splade_es.evaluation.selection import Selection, default_index, id_sample, select
 from splade_es.evaluation.stage_plan import (
     StageNeeds,
+    check_models,
     check_stages,
     first_stage_of,
     model_tag,
+    vector_queries,
     vectors_tag,
 )
 from splade_es.evaluation.timings import record, summarise
@@ -48,7 +51,7 @@ from splade_es.search.pipeline import NO_VECTORS, Retrieval, search_then_rerank
 from splade_es.search.pruning import QueryPruning
 from splade_es.search.rerank import open_reranker
 from splade_es.search.searcher import Hit, SearchConfig, Searcher
-from splade_es.search.stages import VectorQueries, open_vector_queries
+from splade_es.search.stages import VectorQueries
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ class EvalConfig:
         progress: progress bars.
         quantization: how the kNN graph stores the dense and MUVERA vectors.
         knn_candidates: the kNN search beam of the ``dense`` and ``muvera`` stages.
+        rerank_fusion: how the ``+colbert`` stages combine MaxSim with the first-stage score
+            (``replace``: MaxSim alone).
     """
 
     dataset: Path
@@ -90,6 +95,7 @@ class EvalConfig:
     progress: bool = True
     quantization: Quantization = "int8"
     knn_candidates: int = 200
+    rerank_fusion: Fusion = field(default_factory=Fusion)
 
     def __post_init__(self) -> None:
         check_stages(self.stages)
@@ -123,7 +129,7 @@ def evaluate(
     The index is built with :func:`~splade_es.indexing.build.build_index` (a complete one is
     reused); every stage runs through :func:`~splade_es.search.pipeline.search_then_rerank`.
     ``colbert`` is needed by the ``+colbert`` and ``muvera`` stages, ``dense`` by ``dense``."""
-    _check_models(config, colbert, dense)
+    check_models(config.needs, colbert, dense)
     dense = dense if config.needs.dense else None
     chosen = select(config.dataset, config.split, config.max_queries, config.max_docs)
     mapping_type = resolve_mapping_type(cluster, config.mapping_type)  # type: ignore[arg-type]
@@ -146,7 +152,9 @@ def evaluate(
     # Counted on what the index stores, so a reused index reports it too.
     result["indexing"]["avg_terms_per_doc"] = round(searcher.average_stored_terms(), 1)
     reranker, embedded = _reranking(cluster, encoder, colbert, config, index, result)
-    vectors = _vector_queries(searcher, config, (colbert, dense), result)
+    vectors = vector_queries(
+        searcher, config.needs, (colbert, dense), config.knn_candidates, result
+    )
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for stage in config.stages:
         timings: dict[str, Any] = {}
@@ -187,32 +195,11 @@ def _reranking(
     embedded = Searcher(cluster, encoder, SearchConfig(index, [field], pruning=QueryPruning()))
     result["colbert_model"] = colbert.config.model
     result["colbert_codec"] = config.storage.codec
-    return open_reranker(cluster, index, colbert, RerankConfig(field=field)), embedded
-
-
-def _check_models(
-    config: EvalConfig, colbert: ColbertEncoder | None, dense: DenseEncoder | None
-) -> None:
-    if config.reranks and colbert is None:
-        raise ValueError("The +colbert and muvera stages need a ColBERT encoder (--colbert-model).")
-    if config.needs.dense and dense is None:
-        raise ValueError("The dense stages need a dense encoder (--dense-model).")
-
-
-def _vector_queries(
-    searcher: Searcher,
-    config: EvalConfig,
-    models: tuple[ColbertEncoder | None, DenseEncoder | None],
-    result: dict[str, Any],
-) -> VectorQueries:
-    """The kNN query side of the dense and muvera stages; notes each field's size."""
-    if not (config.needs.dense or config.needs.muvera):
-        return NO_VECTORS
-    colbert, dense = models
-    muvera_by = colbert if config.needs.muvera else None
-    vectors = open_vector_queries(searcher, dense, muvera_by, config.knn_candidates)
-    result["fields"] = field_sizes(searcher.cluster, searcher.config.index, result["index_docs"])
-    return vectors
+    result["rerank_fusion"] = {"method": config.rerank_fusion.method}
+    if config.rerank_fusion.method == "weighted":
+        result["rerank_fusion"]["maxsim_weight"] = config.rerank_fusion.weight
+    rerank = RerankConfig(field=field, fusion=config.rerank_fusion)
+    return open_reranker(cluster, index, colbert, rerank), embedded
 
 
 def _first_stage(

@@ -6,14 +6,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from colbert_rerank.encoder import ColbertEncoder
 from colbert_rerank.muvera import DEFAULT_MUVERA
+from splade_es.cluster.admin import field_sizes
 from splade_es.encoding.dense import DenseEncoder
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.indexing.colbert_fields import ColbertStorage
-from splade_es.search.pipeline import MODES
-from splade_es.search.stages import sources
+from splade_es.search.pipeline import MODES, NO_VECTORS
+from splade_es.search.searcher import Searcher
+from splade_es.search.stages import VectorQueries, open_vector_queries, sources
 
 NAMED_STAGES = (
     "bm25",
@@ -112,3 +115,31 @@ def model_tag(
             tag += f"-d{storage.dim}"
         tag += {"source": "", "doc_values": "-dv", "stored": "-sf"}[storage.form]
     return tag
+
+
+def check_models(
+    needs: StageNeeds, colbert: ColbertEncoder | None, dense: DenseEncoder | None
+) -> None:
+    """Refuse stages whose model was not given."""
+    if needs.colbert and colbert is None:
+        raise ValueError("The +colbert and muvera stages need a ColBERT encoder (--colbert-model).")
+    if needs.dense and dense is None:
+        raise ValueError("The dense stages need a dense encoder (--dense-model).")
+
+
+def vector_queries(
+    searcher: Searcher,
+    needs: StageNeeds,
+    models: tuple[ColbertEncoder | None, DenseEncoder | None],
+    candidates: int,
+    result: dict[str, Any],
+) -> VectorQueries:
+    """The kNN query side of the dense and muvera stages; notes each field's size."""
+    if not (needs.dense or needs.muvera):
+        return NO_VECTORS
+    colbert, dense = models
+    vectors = open_vector_queries(
+        searcher, dense if needs.dense else None, colbert if needs.muvera else None, candidates
+    )
+    result["fields"] = field_sizes(searcher.cluster, searcher.config.index, result["index_docs"])
+    return vectors

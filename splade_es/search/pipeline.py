@@ -14,13 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import numpy as np
-
 from colbert_rerank.checks import check_positive_ints
 from colbert_rerank.fusion import Fusion
 from colbert_rerank.rerank import Reranker, RerankStats
 from splade_es.search.searcher import RRF, Hit, Hits, Searcher, ShardReport
-from splade_es.search.stages import VectorQueries, fused_hits, sources
+from splade_es.search.stages import QueryTokens, VectorQueries, fused_hits, sources
 
 NO_VECTORS = VectorQueries()  # no kNN field: the dense and muvera stages refuse to run
 
@@ -90,7 +88,7 @@ def first_stage(
     retrieval: Retrieval,
     depth: int,
     vectors: VectorQueries = NO_VECTORS,
-    colbert_query: np.ndarray | None = None,
+    colbert_query: QueryTokens | None = None,
 ) -> tuple[Hits, float]:
     """The top ``depth`` hits of ``retrieval.mode`` for ``query``, and the milliseconds spent
     making the SPLADE query weights (``splade`` mode; 0 for the others)."""
@@ -163,16 +161,16 @@ def search_then_rerank(
     started = time.perf_counter()
     tokens = None  # the ColBERT query, encoded once for MUVERA and MaxSim
     if reranker is not None and "muvera" in _names(retrieval.mode):
-        tokens = reranker.encoder.encode_queries([query])[0]
-    tokens_ms = (time.perf_counter() - started) * 1000
+        tokens = QueryTokens(reranker.encoder, query)
     hits, encode_ms = first_stage(searcher, query, retrieval, depth, vectors, tokens)
     search_ms = (time.perf_counter() - started) * 1000
     if reranker is None:
         return Ranking(hits[: retrieval.k], search_ms, None, encode_ms, hits.shards)
     head, tail = hits[: retrieval.rerank_k], hits[retrieval.rerank_k :]
-    result = reranker.rerank(query, [hit.as_dict() for hit in head], query_embeddings=tokens)
-    if tokens is not None:  # its encoding was timed here, within the first stage
-        result = replace(result, stats=replace(result.stats, encode_ms=tokens_ms))
+    given = tokens() if tokens is not None else None
+    result = reranker.rerank(query, [hit.as_dict() for hit in head], query_embeddings=given)
+    if tokens is not None:  # encoded (and timed) within the first stage
+        result = replace(result, stats=replace(result.stats, encode_ms=tokens.encode_ms))
     by_id = {hit.id: hit for hit in head}
     reranked = [
         _reranked_hit(by_id[str(hit["_id"])], hit, rank)

@@ -10,6 +10,8 @@ serve both the MUVERA query and MaxSim.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +29,15 @@ from splade_es.encoding.dense import DenseEncoder
 from splade_es.search.results import Hit, Hits
 from splade_es.search.searcher import Searcher
 
-__all__ = ["SOURCES", "Source", "VectorQueries", "fused_hits", "open_vector_queries", "sources"]
+__all__ = [
+    "SOURCES",
+    "QueryTokens",
+    "Source",
+    "VectorQueries",
+    "fused_hits",
+    "open_vector_queries",
+    "sources",
+]
 
 Source = Literal["splade", "bm25", "dense", "muvera"]
 SOURCES: tuple[Source, ...] = ("splade", "bm25", "dense", "muvera")
@@ -143,6 +153,28 @@ def _same_model(
         )
 
 
+class QueryTokens:
+    """A query's ColBERT token embeddings, encoded once by whichever caller asks first (the
+    ``muvera`` list's thread, or the reranker after it), with the milliseconds it took.
+
+    Thread-safe: concurrent callers wait for the one encoding."""
+
+    def __init__(self, encoder: ColbertEncoder, query: str) -> None:
+        self.encoder = encoder
+        self.query = query
+        self.encode_ms = 0.0
+        self._value: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> np.ndarray:
+        with self._lock:
+            if self._value is None:
+                started = time.perf_counter()
+                self._value = self.encoder.encode_queries([self.query])[0]
+                self.encode_ms = (time.perf_counter() - started) * 1000
+            return self._value
+
+
 def fused_hits(
     searcher: Searcher,
     vectors: VectorQueries,
@@ -152,14 +184,15 @@ def fused_hits(
     k: int,
     fusion: Fusion,
     filters: Sequence[Mapping[str, Any]] = (),
-    colbert_query: np.ndarray | None = None,
+    colbert_query: QueryTokens | None = None,
 ) -> Hits:
     """The top ``k`` of the ``names`` first stages' top ``depth`` lists, fused; the lists are
     retrieved concurrently (one thread each: query encoding and the engine's answer overlap).
 
     Args:
-        colbert_query: the query's ColBERT token embeddings when already encoded (for a
-            reranker that follows); ``None`` encodes them here for ``muvera``.
+        colbert_query: the query's ColBERT token embeddings, shared with a reranker that
+            follows (encoded in the ``muvera`` list's thread, overlapping the other lists);
+            ``None`` encodes them here for ``muvera``.
     """
     if len(names) == 1:
         lists = [_source_hits(searcher, vectors, query, names[0], depth, filters, colbert_query)]
@@ -194,7 +227,7 @@ def _source_hits(
     name: Source,
     depth: int,
     filters: Sequence[Mapping[str, Any]],
-    colbert_query: np.ndarray | None,
+    colbert_query: QueryTokens | None,
 ) -> Hits:
     if name == "splade":
         return searcher.search(query, depth, filters)
@@ -210,6 +243,6 @@ def _source_hits(
         raise ValueError(
             "The muvera stage needs an index built with --muvera and its ColBERT model."
         )
-    tokens = vectors.colbert.encode_queries([query])[0] if colbert_query is None else colbert_query
+    tokens = (colbert_query or QueryTokens(vectors.colbert, query))()
     vector = vectors.muvera.encode_queries([tokens])[0]
     return searcher.knn(vectors.muvera_field, vector, depth, beam, filters)
