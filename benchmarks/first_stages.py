@@ -325,6 +325,8 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
         axes = right if reranked else left
         metric = "ndcg@10" if reranked else "recall@100"
         axes.scatter(row["p50_ms"], row[metric], marker="s" if "|" in row["stage"] else "o")
+        if reranked and row.get("ndcg@10_tuned_fusion") is not None:
+            axes.scatter(row["p50_ms"], row["ndcg@10_tuned_fusion"], marker="x", color="black")
         axes.annotate(
             row["stage"].removesuffix("+colbert"),
             (row["p50_ms"], row[metric]),
@@ -334,7 +336,7 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
         )
     left.set_title("first stages: Recall@100 against p50")
     left.set_ylabel("Recall@100")
-    right.set_title("each + ColBERT rerank of its top 100: nDCG@10 against p50")
+    right.set_title("+ ColBERT rerank of the top 100: nDCG@10 (x: fusion from train)")
     right.set_ylabel("nDCG@10")
     for axes in (left, right):
         axes.set_xlabel("query latency p50, ms (client side, all encoding included)")
@@ -363,7 +365,15 @@ def main() -> None:
         help="train-split queries the rerank fusion is chosen on",
     )
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite stages.md/png from stages.json"
+    )
     args = parser.parse_args()
+    if args.render_only:
+        results = json.loads((args.out / "stages.json").read_text())
+        (args.out / "stages.md").write_text(markdown(results))
+        plot(results["rows"], args.out / "stages.png")
+        return
     config = EvalConfig(
         dataset=args.data, stages=STAGES, max_queries=args.max_queries, max_docs=args.max_docs
     )

@@ -80,6 +80,7 @@ SECTIONS = {
     "ray": Section("ray/ray_encoding.md"),
     "node-loss": Section("multinode/node_loss.md"),
     "stages": Section("stages/stages.md"),
+    "muvera-tuning": Section("muvera/tuning.md", report_tables),
 }
 
 
