@@ -17,7 +17,15 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["PROBES", "Forward", "QueryBackend", "QueryPath", "check_against", "torch_forward"]
+__all__ = [
+    "PROBES",
+    "Forward",
+    "QueryBackend",
+    "QueryPath",
+    "check_against",
+    "tokenize",
+    "torch_forward",
+]
 
 QueryBackend = Literal["auto", "torch", "onnx"]
 Rows = list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]
@@ -47,6 +55,24 @@ def torch_forward(model: Any, device: torch.device) -> Forward:
     return forward
 
 
+def tokenize(
+    tokenizer: Any, lock: Any, texts: Sequence[str], max_length: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(input_ids, attention_mask)``, ``[texts, longest]`` int64, padded and truncated to
+    ``max_length`` as sentence-transformers does; under ``lock`` (a fast tokenizer keeps its
+    padding and truncation settings on the shared Rust object)."""
+    with lock:
+        batch = tokenizer(
+            list(texts),
+            padding=True,
+            truncation="longest_first",
+            max_length=max_length,
+            return_tensors="np",
+        )
+    ids = np.asarray(batch["input_ids"], dtype=np.int64)
+    return ids, np.asarray(batch["attention_mask"], dtype=np.int64)
+
+
 class QueryPath:
     """Queries -> per query ``([tokens, dim]`` unit rows, token ids``).
 
@@ -74,16 +100,7 @@ class QueryPath:
         self.backend = backend
 
     def __call__(self, texts: Sequence[str]) -> Rows:
-        with self.lock:
-            batch = self.tokenizer(
-                list(texts),
-                padding=True,
-                truncation="longest_first",
-                max_length=self.max_length,
-                return_tensors="np",
-            )
-        ids = np.asarray(batch["input_ids"], dtype=np.int64)
-        mask = np.asarray(batch["attention_mask"], dtype=np.int64)
+        ids, mask = tokenize(self.tokenizer, self.lock, texts, self.max_length)
         hidden = self.forward(ids, mask)
         rows: Rows = []
         for row in range(len(texts)):

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from colbert_rerank.fast_queries import PROBES, Forward, torch_forward
+from colbert_rerank.fast_queries import PROBES, Forward, tokenize, torch_forward
 from colbert_rerank.onnx_runtime import TOLERANCE, HiddenStates, OnnxForward, available
 
 __all__ = ["DenseQueryPath", "direct_query_path"]
@@ -58,16 +58,7 @@ class DenseQueryPath:
         self.backend = backend
 
     def __call__(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        with self.lock:
-            batch = self.tokenizer(
-                list(texts),
-                padding=True,
-                truncation="longest_first",
-                max_length=self.max_length,
-                return_tensors="np",
-            )
-        ids = np.asarray(batch["input_ids"], dtype=np.int64)
-        mask = np.asarray(batch["attention_mask"], dtype=np.int64)
+        ids, mask = tokenize(self.tokenizer, self.lock, texts, self.max_length)
         hidden = self.forward(ids, mask).astype(np.float32)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
