@@ -43,7 +43,7 @@ def fake_spec(
     jar = MavenArtifact("test.plugin", "extras", "0.0.1", "jar", "sha1")
     module = ModuleSpec("extras", "test.ExtrasPlugin", "test module", (jar,), "grant {};\n")
     spec = dataclasses.replace(
-        engine_spec("opensearch"), version="0.0.1", distribution=dist, modules=(module,)
+        engine_spec("opensearch"), version="0.0.1", distribution=dist, modules=(module,), plugins=()
     )
     if not publish:
         return spec

@@ -23,7 +23,7 @@ import numpy as np
 from splade_es.cluster.connection import Cluster, ClusterError
 from splade_es.cluster.mapping import packaged_template
 from splade_es.cluster.names import check_index_name
-from splade_es.cluster.vectors import VectorField, knn_query, vector_property
+from splade_es.cluster.vectors import VectorField, knn_query, needs_knn_setting, vector_property
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def _check_dense_vector(cluster: Cluster, index: str, created: set[str]) -> dict
 
 def _check_knn(cluster: Cluster, index: str, created: set[str]) -> dict[str, bool]:
     spec = vector_property(VectorField("v", 3, "none"), cluster.engine)
-    settings = {"knn": True} if cluster.engine == "opensearch" else {}
+    settings = {"knn": True} if needs_knn_setting(cluster.engine) else {}
     _create(cluster, index, created, {"v": spec}, {"v": [1.0, 0.0, 0.0]}, settings)
     query = knn_query("v", np.array([1.0, 0.0, 0.0]), 1, 10, cluster.engine)
     hits = cluster.request("POST", f"/{index}/_search", body={"query": query})["hits"]["hits"]

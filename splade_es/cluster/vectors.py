@@ -24,6 +24,7 @@ __all__ = [
     "Quantization",
     "VectorField",
     "knn_query",
+    "needs_knn_setting",
     "vector_property",
 ]
 
@@ -80,6 +81,12 @@ class VectorField:
                 f"quantization={self.quantization!r} is Elasticsearch-only; OpenSearch's Lucene "
                 "k-NN engine offers 'int8' (its scalar quantiser) or 'none'."
             )
+
+
+def needs_knn_setting(engine: str) -> bool:
+    """Whether an index with kNN vector fields needs ``index.knn: true`` (OpenSearch's k-NN
+    plugin builds its graphs only then; Elasticsearch has no such setting)."""
+    return engine == "opensearch"
 
 
 def vector_property(field: VectorField, engine: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from splade_es.cluster.capabilities import require_knn
 from splade_es.cluster.connection import Cluster
 from splade_es.cluster.mapping import IndexLayout
 from splade_es.cluster.names import check_index_name
+from splade_es.cluster.vectors import needs_knn_setting
 from splade_es.data.corpus import Document, Rejected
 from splade_es.encoding.encoder import SpladeEncoder
 from splade_es.indexing.bulk import BulkConfig, DocumentEncoder, IndexReport, index_documents
@@ -205,7 +206,7 @@ def prepare(
         extra_meta=meta,
         template=config.template,
         source_excludes=(*_excluded(colbert), *vector_properties),
-        knn=bool(vector_properties) and cluster.engine == "opensearch",
+        knn=bool(vector_properties) and needs_knn_setting(cluster.engine),
     )
     if state == "exists":
         _refuse_other_field_types(cluster, index, config.fields)
