@@ -17,7 +17,8 @@ from splade_es.cli.options import (
     cluster_options,
     open_cluster,
 )
-from splade_es.cluster.vectors import QUANTIZATIONS, Quantization
+from splade_es.cli.vector_options import quantization_option
+from splade_es.cluster.vectors import Quantization
 from splade_es.encoding.dense import DEFAULT_MODEL as DENSE_DEFAULT
 from splade_es.encoding.dense import DenseConfig, DenseEncoder
 from splade_es.evaluation import report as reports
@@ -78,14 +79,7 @@ from splade_es.indexing.colbert_fields import ColbertStorage
     show_default=True,
     help="Sentence-embedding model of the dense stages.",
 )
-@click.option(
-    "--vector-quantization",
-    "quantization",
-    type=click.Choice(QUANTIZATIONS),
-    default="int8",
-    show_default=True,
-    help="How the kNN graph stores the dense and MUVERA vectors.",
-)
+@quantization_option
 @click.option(
     "--knn-candidates",
     type=POSITIVE_INT,

@@ -49,6 +49,18 @@ class VectorOptions:
         return MuveraIndexing(quantization=self.quantization) if self.muvera else None
 
 
+quantization_option = click.option(
+    "--vector-quantization",
+    "quantization",
+    type=click.Choice(QUANTIZATIONS),
+    default="int8",
+    show_default=True,
+    help="How the kNN graph stores vectors: int8 (a quarter of float's bytes), none "
+    "(float); Elasticsearch also int4 and bbq (1 bit per dimension).",
+)
+"""``--vector-quantization`` of the index and eval commands."""
+
+
 vector_options = option_group(
     "vectors",
     VectorOptions,
@@ -70,13 +82,5 @@ vector_options = option_group(
         help="Also store the MUVERA encoding of each document's ColBERT token embeddings in a "
         "kNN field (the 'muvera' search stage); needs --colbert.",
     ),
-    click.option(
-        "--vector-quantization",
-        "quantization",
-        type=click.Choice(QUANTIZATIONS),
-        default="int8",
-        show_default=True,
-        help="How the kNN graph stores vectors: int8 (a quarter of float's bytes), none "
-        "(float); Elasticsearch also int4 and bbq (1 bit per dimension).",
-    ),
+    quantization_option,
 )
