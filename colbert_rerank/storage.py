@@ -34,6 +34,7 @@ __all__ = [
     "codebook_document",
     "codebook_from_document",
     "codec_for",
+    "fetch_by_id",
     "fetch_clause",
     "index_meta",
     "mapping_properties",
@@ -322,28 +323,49 @@ def mget_fetcher(
     """
     check_form(form)
 
+    def mget(ids: list[str], params: dict[str, str]) -> Any:
+        response = client.mget(index=index, body={"ids": ids}, **params)
+        return getattr(response, "body", response)  # elasticsearch-py wraps the body
+
+    def search(body: dict[str, Any]) -> Any:
+        response = client.search(index=index, body=body)
+        return getattr(response, "body", response)
+
     def fetch(ids: Sequence[str]) -> dict[str, str]:
-        if not ids:
-            return {}
-        docs: list[Any] = []
-        if form != "doc_values":
-            options = {"stored_fields": field} if form == "stored" else {"_source_includes": field}
-            response = client.mget(index=index, body={"ids": list(ids)}, **options)
-            answer = getattr(response, "body", response)  # elasticsearch-py wraps the body
-            docs = [doc for doc in answer["docs"] if doc.get("found")]
-        found = {doc["_id"] for doc in docs}
-        missing = [doc_id for doc_id in ids if doc_id not in found]
-        if missing:  # doc values, or ids stored under a custom routing that _mget misses
-            body = {"query": {"ids": {"values": missing}}, "size": len(missing), "_source": False}
-            if form == "source":
-                body["_source"] = [field]
-            elif form == "stored":
-                body["stored_fields"] = [field]
-            else:
-                body.update(fetch_clause(field, form))
-            response = client.search(index=index, body=body)
-            docs += getattr(response, "body", response)["hits"]["hits"]
-        values = {doc["_id"]: hit_value(doc, field) for doc in docs}
-        return {doc_id: value for doc_id, value in values.items() if value is not None}
+        return fetch_by_id(ids, field, form, mget, search)
 
     return fetch
+
+
+def fetch_by_id(
+    ids: Sequence[str],
+    field: str,
+    form: StoredForm,
+    mget: Callable[[list[str], dict[str, str]], Any],
+    search: Callable[[dict[str, Any]], Any],
+) -> dict[str, Any]:
+    """``field`` of each of ``ids``: ``_mget`` for ``source`` and ``stored``, then one search
+    by id for the ids ``_mget`` missed (custom routing) and for the ``doc_values`` form.
+
+    The requests go through ``mget(ids, params)`` and ``search(body)``, which return the
+    decoded answers: :func:`mget_fetcher` sends them with an official client, and
+    ``splade_es``'s ``Cluster.fetch_field`` with its own error handling.
+
+    Returns:
+        ``{id: value}`` for the documents found holding ``field``; the others are left out.
+    """
+    if not ids:
+        return {}
+    docs: list[Any] = []
+    if form != "doc_values":
+        params = {"stored_fields": field} if form == "stored" else {"_source_includes": field}
+        docs = [doc for doc in mget(list(ids), params)["docs"] if doc.get("found")]
+    found = {doc["_id"] for doc in docs}
+    missing = [doc_id for doc_id in ids if doc_id not in found]
+    if missing:  # doc values, or ids stored under a custom routing that _mget misses
+        body: dict[str, Any] = {"query": {"ids": {"values": missing}}, "size": len(missing)}
+        body["_source"] = [field] if form == "source" else False
+        body.update(fetch_clause(field, form))
+        docs += search(body)["hits"]["hits"]
+    values = {doc["_id"]: hit_value(doc, field) for doc in docs}
+    return {doc_id: value for doc_id, value in values.items() if value is not None}

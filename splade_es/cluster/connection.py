@@ -209,6 +209,7 @@ class Cluster:
             index: index (or alias) to read.
             ids: document ids.
             field: the ``_source`` field to return.
+            form: ``source``, ``stored`` or ``doc_values``: how the index keeps ``field``.
 
         Returns:
             ``{id: value}`` for the documents found that hold ``field``; ids not found and
@@ -216,30 +217,23 @@ class Cluster:
 
         Raises:
             TypeError: ``ids`` is a single string; pass a list of ids.
+            ValueError: ``form`` is none of the three.
             ClusterError: the request failed (e.g. 404 when ``index`` does not exist).
             ClusterUnavailableError: no answer.
         """
         if isinstance(ids, str):
             raise TypeError(f"ids={ids!r} is a string: pass a list of ids, e.g. [{ids!r}].")
-        if not ids:
-            return {}
-        docs: list[Any] = []
-        if form != "doc_values":
-            params = {"stored_fields": field} if form == "stored" else {"_source_includes": field}
-            answer = self.request("POST", f"/{index}/_mget", body={"ids": list(ids)}, params=params)
-            docs = [doc for doc in answer["docs"] if doc.get("found")]
-        found = {doc["_id"] for doc in docs}
-        missing = [doc_id for doc_id in ids if doc_id not in found]
-        if missing:  # doc values, or ids stored under a custom routing that _mget misses
-            body: dict[str, Any] = {"query": {"ids": {"values": missing}}, "size": len(missing)}
-            body["_source"] = [field] if form == "source" else False
-            if form != "source":
-                body["stored_fields" if form == "stored" else "docvalue_fields"] = [field]
-            docs += self.request("POST", f"/{index}/_search", body=body)["hits"]["hits"]
-        from colbert_rerank.hits import hit_value  # loads torch: only when fetching embeddings
+        from colbert_rerank.storage import check_form, fetch_by_id  # loads torch: lazily
 
-        values = {doc["_id"]: hit_value(doc, field) for doc in docs}
-        return {doc_id: value for doc_id, value in values.items() if value is not None}
+        stored = check_form(form)
+
+        def mget(wanted: list[str], params: dict[str, str]) -> Any:
+            return self.request("POST", f"/{index}/_mget", body={"ids": wanted}, params=params)
+
+        def search(body: dict[str, Any]) -> Any:
+            return self.request("POST", f"/{index}/_search", body=body)
+
+        return fetch_by_id(ids, field, stored, mget, search)
 
     def close(self) -> None:
         """Close the client's connections."""
