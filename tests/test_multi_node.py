@@ -13,6 +13,7 @@ import pytest
 from cli_runner import cli
 from corpus_fixture import DOCS, QUERIES
 
+from colbert_rerank.fusion import Fusion
 from splade_es.cluster.connection import ClusterConfig, connect
 from splade_es.data.corpus import from_records
 from splade_es.engines import kill_member, member_statuses
@@ -102,6 +103,17 @@ def test_splade_scores_do_not_depend_on_the_shard_count(multinode, splade_encode
     assert gathered.keys() == single.keys()
     assert all(gathered[d] == pytest.approx(single[d], rel=1e-5) for d in single)
     assert any(plain[d] != pytest.approx(single[d], rel=1e-5) for d in plain)
+    # hybrid fuses BM25's scores (weighted: min-max of each list), so it inherits dfs's rule
+    weighted = Fusion(method="weighted", weight=0.5)
+    one = {h.id: h.score for h in searchers[1].hybrid(query, k=16, fusion=weighted)}
+    three = {h.id: h.score for h in dfs.hybrid(query, k=16, fusion=weighted)}
+    undistributed = {h.id: h.score for h in searchers[3].hybrid(query, k=16, fusion=weighted)}
+    assert three.keys() == one.keys()
+    assert all(three[d] == pytest.approx(one[d], rel=1e-5, abs=1e-6) for d in one)
+    assert any(
+        undistributed[d] != pytest.approx(one[d], rel=1e-5)
+        for d in one.keys() & undistributed.keys()
+    )
 
 
 def _corpus(size: int) -> list[dict[str, str]]:
