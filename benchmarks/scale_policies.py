@@ -6,7 +6,8 @@ built exactly as the Searcher builds them. ``es-*`` are Elasticsearch's own ``sp
 query: ``es-exact`` with ``prune: false``, ``es-prune`` with its default ``pruning_config``
 (drop tokens more than 5x the field's average document frequency, and tokens under 0.4 of
 the query's best weight), and ``es-prune+rescore``, the two-phase form Elastic documents
-(the pruned query, then a rescore of the window by the pruned tokens only).
+(the pruned query, then a rescore of a window of ``k`` hits by the pruned tokens only);
+``es-prune+rescore=W`` rescores a window of ``W`` hits instead.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ PACKAGE_POLICIES = (
     "df=0.3",
     "top_k=20,rescore=400",
     "weight=0.2,rescore=400",
+    "weight=0.2,rescore=200",
+    "weight=0.3,rescore=200",
+    "weight=0.3,rescore=300",
     "weight=0.3,rescore=400",
     "weight=0.3,rescore=1000",
     "weight=0.5,rescore=1000",
     "df=0.3,rescore=400",
 )
-ES_POLICIES = ("es-exact", "es-prune", "es-prune+rescore")
+ES_POLICIES = ("es-exact", "es-prune", "es-prune+rescore", "es-prune+rescore=400")
 ES_DEFAULT_PRUNING = {"tokens_freq_ratio_threshold": 5, "tokens_weight_threshold": 0.4}
 
 
@@ -87,9 +91,10 @@ class QueryForms:
             return self._wrap(sparse(False))
         if policy == "es-prune":
             return self._wrap(sparse(True))
-        if policy == "es-prune+rescore":
+        if policy.startswith("es-prune+rescore"):
+            _, _, window = policy.partition("=")
             rescore = {
-                "window_size": self.k,
+                "window_size": max(int(window or self.k), self.k),
                 "query": {"rescore_query": sparse(True, only_pruned=True), "score_mode": "total"},
             }
             return self._wrap(sparse(True), rescore)
