@@ -151,7 +151,7 @@ _common = stack(
     type=PRUNING,
     default="auto",
     show_default=True,
-    help="Search-time SPLADE query pruning. auto: exact under 500k documents, "
+    help="Search-time SPLADE query pruning. auto: exact under 100k documents, "
     "'weight=0.3,rescore=400' from there (measured: BENCHMARKS.md, Scale); none: always "
     "exact; or KEY=VALUE pairs of top_k (terms kept), "
     "weight (keep terms >= this share of the largest weight), df (drop terms in more than this "

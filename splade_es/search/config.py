@@ -33,7 +33,7 @@ class SearchConfig:
             (see :mod:`splade_es.search.static_queries`).
         pruning: search-time query pruning (:class:`~splade_es.search.pruning.QueryPruning`);
             ``auto`` (the default) sends every term (the exact dot product) to an index of
-            fewer than 500k documents and prunes a larger one with ``weight=0.3,rescore=400``
+            fewer than 100k documents and prunes a larger one with ``weight=0.3,rescore=400``
             (:func:`~splade_es.search.pruning.auto_pruning`, chosen from BENCHMARKS.md's
             "Scale" measurements); ``QueryPruning()`` is always exact.
         search_type: ``query_then_fetch`` (the engines' default) or ``dfs_query_then_fetch``,
