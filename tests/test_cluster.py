@@ -102,6 +102,10 @@ def test_a_single_string_is_refused_where_a_list_is_expected():
         cluster.fetch_field("docs", "d1", "text")
     assert cluster.fetch_field("docs", [], "text") == {}  # no request for no ids
     assert cluster.bulk([]) == []
+    with pytest.raises(
+        ValueError, match=r"form=.docvalues.: expected one of source, doc_values, stored"
+    ):
+        cluster.fetch_field("docs", ["d1"], "colbert", form="docvalues")  # before any request
 
 
 @pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
